@@ -1,0 +1,1 @@
+"""Mixpeek retrievers as typed, safe tools for OpenAI models."""
