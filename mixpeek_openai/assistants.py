@@ -1,0 +1,746 @@
+"""The Assistants thread runner: ``run_assistant`` / ``arun_assistant`` and ``create_assistant``.
+
+Drives one run on a thread to a terminal state:
+
+* **polling** (default): after creating the run (and after each tool-output submission),
+  wait, then ``GET`` the run; the wait is the ``openai-poll-after-ms`` header the API sends
+  with each run (1 s when absent), or ``poll_interval_s`` when you set it.
+* **streaming** (``stream=True``): the run and each tool-output submission are server-sent
+  event streams; text arrives as ``message`` events and no ``GET`` polling happens at all.
+
+On ``requires_action`` every pending call is executed at once and *all* outputs go back in
+one ``submit_tool_outputs`` request. The whole run has a deadline (``deadline_s``). If the
+deadline passes, or anything goes wrong on our side (an exception, ``KeyboardInterrupt``,
+``asyncio.CancelledError``, an ``on_event`` callback raising, an event stream closed early),
+the run is cancelled and the cancel is confirmed (polled until the run is terminal, for at
+most ``cancel_timeout_s``) before the exception propagates, so the thread is not left
+locked by a run nobody drives.
+
+The SDK marks the Assistants API deprecated (in favour of the Responses API) and every
+method warns when called. The runner calls the functions under those ``@deprecated``
+wrappers, so it emits no ``DeprecationWarning`` and works under ``python -W error``,
+without touching the process-wide warning filters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._loop import (
+    END,
+    ApiCall,
+    AsyncEventStream,
+    CloseStream,
+    Core,
+    EventStream,
+    NextItem,
+    Now,
+    OpenStream,
+    Sleep,
+    ToolSet,
+    Trace,
+    async_stream,
+    run_tools,
+    sync_stream,
+)
+from .errors import (
+    ActiveRunError,
+    ConfigurationError,
+    LoopError,
+    RunCancelledError,
+    RunDeadlineExceededError,
+    RunExpiredError,
+    RunFailedError,
+    RunIncompleteError,
+)
+from .events import DoneEvent, Event, EventHandler, MessageEvent, ThinkingEvent, Usage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, OpenAI
+    from openai.types.beta import Assistant
+    from openai.types.beta.threads import Message, Run
+
+    from .dispatch import ToolCallResult
+
+__all__ = [
+    "AssistantResult",
+    "acreate_assistant",
+    "aiter_assistant",
+    "arun_assistant",
+    "create_assistant",
+    "iter_assistant",
+    "run_assistant",
+]
+
+IfActiveRun = Literal["wait", "fail", "cancel"]
+
+ACTIVE_STATUSES = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
+_DEFAULT_POLL_S = 1.0
+_RESERVED = frozenset({"thread_id", "assistant_id", "stream"})
+_ERRORS: dict[str, type[RunFailedError]] = {
+    "failed": RunFailedError,
+    "expired": RunExpiredError,
+    "cancelled": RunCancelledError,
+    "incomplete": RunIncompleteError,
+}
+
+
+@dataclass
+class AssistantResult:
+    """What ``run_assistant`` returns."""
+
+    content: str
+    """The text of the assistant's reply messages of this run (joined by blank lines)."""
+
+    messages: list[Message]
+    """The assistant messages this run added to the thread, oldest first."""
+
+    run: Run
+    """The run in its final (``completed``) state."""
+
+    calls: list[ToolCallResult]
+    """One record per tool call made during the run, in order."""
+
+    usage: Usage
+    """The run's token usage (as reported on the completed run)."""
+
+    thread_id: str
+    """The thread (created when none was given); pass it again to continue."""
+
+    turns: int
+    """Model steps: 1 + the number of tool-output submissions."""
+
+    events: list[Event] = field(default_factory=list)
+    """Every event the runner emitted, in order."""
+
+
+class _DeadlinePassed(Exception):
+    """Internal: the run's deadline passed (turned into RunDeadlineExceededError)."""
+
+
+@dataclass
+class _Run:
+    """Mutable state of the run being driven (shared by the sub-steps and the cleanup)."""
+
+    thread_id: str
+    assistant_id: str
+    poll_interval_s: float | None
+    deadline_at: float
+    run: Any = None
+    header_interval_s: float | None = None
+    turn: int = 1
+    messages: list[Any] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str | None:
+        return getattr(self.run, "id", None)
+
+    @property
+    def status(self) -> str | None:
+        return getattr(self.run, "status", None)
+
+    def interval(self) -> float:
+        if self.poll_interval_s is not None:
+            return self.poll_interval_s
+        if self.header_interval_s is not None:
+            return self.header_interval_s
+        return _DEFAULT_POLL_S
+
+
+def _read_raw(state: _Run, raw: Any) -> Any:
+    """Parse a raw run response, remembering the server's suggested poll interval."""
+    header = raw.headers.get("openai-poll-after-ms")
+    if header is not None:
+        with contextlib.suppress(ValueError):  # a malformed hint is just ignored
+            state.header_interval_s = max(0.0, int(header) / 1000)
+    return raw.parse()
+
+
+def _message_text(message: Any) -> str:
+    parts = []
+    for part in getattr(message, "content", None) or []:
+        if getattr(part, "type", None) == "text":
+            parts.append(part.text.value)
+    return "".join(parts)
+
+
+def _retrieve(thread_id: str, run_id: str) -> ApiCall:
+    return ApiCall(
+        "beta.threads.runs.retrieve",
+        {"thread_id": thread_id, "run_id": run_id},
+        undeprecated=True,
+        raw=True,
+    )
+
+
+def _wait_until(state: _Run, run: Any, until: float, stop: frozenset[str]) -> Core[Any]:
+    """Poll ``run`` (not necessarily ours) until its status is in ``stop`` or ``until`` passes.
+
+    Returns the last run seen (check its status: it may still be outside ``stop``).
+    """
+    while run.status not in stop:
+        now = yield Now()
+        if now >= until:
+            break
+        yield Sleep(min(state.interval(), until - now))
+        run = _read_raw(state, (yield _retrieve(state.thread_id, run.id)))
+    return run
+
+
+def _cancel_and_confirm(state: _Run, run: Any, timeout_s: float) -> Core[Any]:
+    """Cancel ``run`` and poll until it is terminal (for at most ``timeout_s``).
+
+    Returns the last run seen. A failing cancel request (e.g. the run just finished) is not
+    an error: the polling tells what happened.
+    """
+    try:
+        run = _read_raw(
+            state,
+            (
+                yield ApiCall(
+                    "beta.threads.runs.cancel",
+                    {"thread_id": state.thread_id, "run_id": run.id},
+                    undeprecated=True,
+                    raw=True,
+                )
+            ),
+        )
+    except Exception:
+        run = _read_raw(state, (yield _retrieve(state.thread_id, run.id)))
+    now = yield Now()
+    return (yield from _wait_until(state, run, now + timeout_s, TERMINAL_STATUSES))
+
+
+def _submit_outputs(
+    state: _Run, trace: Trace, calls: list[Any], stream: bool
+) -> Core[list[ToolCallResult]]:
+    """Execute the pending calls of a ``requires_action`` run and submit all outputs at once."""
+    action = state.run.required_action
+    pending = list(action.submit_tool_outputs.tool_calls) if action is not None else []
+    described = [(c.id, c.function.name, c.function.arguments) for c in pending]
+    results = yield from run_tools(trace, state.turn, pending, described)
+    calls.extend(results)
+    now = yield Now()
+    if now >= state.deadline_at:
+        raise _DeadlinePassed
+    kwargs: dict[str, Any] = {
+        "thread_id": state.thread_id,
+        "run_id": state.run_id,
+        "tool_outputs": [{"tool_call_id": r.call_id, "output": r.output} for r in results],
+    }
+    state.turn += 1
+    yield trace.emit(ThinkingEvent(state.turn, state.assistant_id))
+    if stream:
+        kwargs["stream"] = True
+        yield from _consume_stream(
+            state,
+            trace,
+            ApiCall("beta.threads.runs.submit_tool_outputs", kwargs, undeprecated=True),
+        )
+    else:
+        state.run = _read_raw(
+            state,
+            (
+                yield ApiCall(
+                    "beta.threads.runs.submit_tool_outputs", kwargs, undeprecated=True, raw=True
+                )
+            ),
+        )
+    return results
+
+
+def _consume_stream(state: _Run, trace: Trace, call: ApiCall) -> Core[None]:
+    """Read a run event stream until it ends, updating the run and collecting messages.
+
+    The stream ends after ``thread.run.requires_action`` or a terminal run event.
+    """
+    handle = yield OpenStream(call)
+    try:
+        while True:
+            event = yield NextItem(handle)
+            if event is END:
+                break
+            kind = getattr(event, "event", "")
+            data: Any = getattr(event, "data", None)
+            if kind.startswith("thread.run.") and not kind.startswith("thread.run.step"):
+                state.run = data
+            elif kind == "thread.message.delta":
+                for part in getattr(data.delta, "content", None) or []:
+                    text = getattr(getattr(part, "text", None), "value", None)
+                    if getattr(part, "type", None) == "text" and text:
+                        yield trace.emit(MessageEvent(state.turn, text, delta=True))
+            elif kind == "thread.message.completed":
+                if getattr(data, "role", None) == "assistant":
+                    state.messages.append(data)
+            elif kind == "error":
+                raise LoopError(
+                    f"The run stream reported an error: {getattr(data, 'message', data)}"
+                )
+            now = yield Now()
+            if now >= state.deadline_at and state.status not in TERMINAL_STATUSES:
+                raise _DeadlinePassed
+    finally:
+        yield CloseStream(handle)
+
+
+def _drive_polling(state: _Run, trace: Trace, calls: list[Any]) -> Core[None]:
+    """Poll the run to a terminal state, answering each ``requires_action`` on the way."""
+    while True:
+        if state.status == "requires_action":
+            yield from _submit_outputs(state, trace, calls, stream=False)
+            continue
+        if state.status in TERMINAL_STATUSES:
+            return
+        now = yield Now()
+        if now >= state.deadline_at:
+            raise _DeadlinePassed
+        yield Sleep(min(state.interval(), state.deadline_at - now))
+        state.run = _read_raw(state, (yield _retrieve(state.thread_id, state.run_id or "")))
+
+
+def _drive_streaming(state: _Run, trace: Trace, calls: list[Any]) -> Core[None]:
+    """Follow the run's event streams; fall back to polling only if a stream breaks off."""
+    while state.status == "requires_action":
+        yield from _submit_outputs(state, trace, calls, stream=True)
+    if state.status not in TERMINAL_STATUSES and state.run_id is not None:
+        # The stream ended without a terminal event (dropped connection): poll instead.
+        yield from _drive_polling(state, trace, calls)
+
+
+def _assistant_core(
+    tools: ToolSet,
+    *,
+    assistant_id: str,
+    thread_id: str | None,
+    message: str | Mapping[str, Any] | None,
+    stream: bool,
+    poll_interval_s: float | None,
+    deadline_s: float,
+    if_active_run: IfActiveRun,
+    cancel_timeout_s: float,
+    attach_tools: bool,
+    run_kwargs: dict[str, Any],
+) -> Core[AssistantResult]:
+    if if_active_run not in ("wait", "fail", "cancel"):
+        raise ConfigurationError(
+            f"if_active_run must be 'wait', 'fail' or 'cancel', got {if_active_run!r}"
+        )
+    if deadline_s <= 0:
+        raise ConfigurationError(f"deadline_s must be positive, got {deadline_s}")
+    if poll_interval_s is not None and poll_interval_s < 0:
+        raise ConfigurationError(f"poll_interval_s must be >= 0, got {poll_interval_s}")
+    reserved = sorted(_RESERVED & run_kwargs.keys())
+    if reserved:
+        raise ConfigurationError(
+            f"{', '.join(reserved)} cannot be passed through: use the parameters of the same name."
+        )
+    if isinstance(message, Mapping) and "content" not in message:
+        raise ConfigurationError("A message mapping needs 'content' (messages.create arguments).")
+    run_kwargs = dict(run_kwargs)
+    if attach_tools:
+        run_kwargs["tools"] = list(tools.chat_tools())
+    return _assistant_loop(
+        assistant_id=assistant_id,
+        thread_id=thread_id,
+        message=message,
+        stream=stream,
+        poll_interval_s=poll_interval_s,
+        deadline_s=deadline_s,
+        if_active_run=if_active_run,
+        cancel_timeout_s=cancel_timeout_s,
+        run_kwargs=run_kwargs,
+    )
+
+
+def _message_kwargs(message: str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(message, str):
+        return {"role": "user", "content": message}
+    return {"role": "user", **message}
+
+
+def _assistant_loop(
+    *,
+    assistant_id: str,
+    thread_id: str | None,
+    message: str | Mapping[str, Any] | None,
+    stream: bool,
+    poll_interval_s: float | None,
+    deadline_s: float,
+    if_active_run: IfActiveRun,
+    cancel_timeout_s: float,
+    run_kwargs: dict[str, Any],
+) -> Core[AssistantResult]:
+    trace = Trace()
+    calls: list[ToolCallResult] = []
+    started = yield Now()
+    deadline_at = started + deadline_s
+    if thread_id is None:
+        body = {"messages": [_message_kwargs(message)]} if message is not None else {}
+        thread = yield ApiCall("beta.threads.create", body, undeprecated=True)
+        state = _Run(thread.id, assistant_id, poll_interval_s, deadline_at)
+    else:
+        state = _Run(thread_id, assistant_id, poll_interval_s, deadline_at)
+        yield from _clear_active_run(state, if_active_run, cancel_timeout_s)
+        if message is not None:
+            yield ApiCall(
+                "beta.threads.messages.create",
+                {"thread_id": thread_id, **_message_kwargs(message)},
+                undeprecated=True,
+            )
+
+    thread_id = state.thread_id
+    create = {"thread_id": thread_id, "assistant_id": assistant_id, **run_kwargs}
+    try:
+        yield trace.emit(ThinkingEvent(state.turn, assistant_id))
+        if stream:
+            create["stream"] = True
+            yield from _consume_stream(
+                state, trace, ApiCall("beta.threads.runs.create", create, undeprecated=True)
+            )
+            yield from _drive_streaming(state, trace, calls)
+        else:
+            state.run = _read_raw(
+                state,
+                (yield ApiCall("beta.threads.runs.create", create, undeprecated=True, raw=True)),
+            )
+            yield from _drive_polling(state, trace, calls)
+    except _DeadlinePassed:
+        if state.run_id is not None and state.status not in TERMINAL_STATUSES:
+            state.run = yield from _cancel_and_confirm(state, state.run, cancel_timeout_s)
+        raise RunDeadlineExceededError(
+            run_id=state.run_id,
+            thread_id=state.thread_id,
+            deadline_s=deadline_s,
+            cancel_confirmed=state.status in TERMINAL_STATUSES,
+            final_status=state.status,
+            usage=Usage.from_api(getattr(state.run, "usage", None)),
+            calls=calls,
+            turns=state.turn,
+        ) from None
+    except BaseException:
+        # Anything else (our bug, the network, Ctrl-C, task cancellation, a callback):
+        # do not leave the thread locked by a run nobody drives.
+        if state.run_id is not None and state.status not in TERMINAL_STATUSES:
+            # The original error matters more than a failed cleanup.
+            with contextlib.suppress(Exception):
+                yield from _cancel_and_confirm(state, state.run, cancel_timeout_s)
+        raise
+
+    run = state.run
+    usage = Usage.from_api(getattr(run, "usage", None))
+    if run.status != "completed":
+        error_cls = _ERRORS.get(run.status, RunFailedError)
+        raise error_cls(
+            run_id=run.id,
+            thread_id=thread_id,
+            status=run.status,
+            last_error=getattr(run, "last_error", None),
+            incomplete_details=getattr(run, "incomplete_details", None),
+            run=run,
+            usage=usage,
+            calls=calls,
+            turns=state.turn,
+        )
+    if stream:
+        replies = [m for m in state.messages if getattr(m, "run_id", run.id) == run.id]
+    else:
+        page = yield ApiCall(
+            "beta.threads.messages.list",
+            {"thread_id": thread_id, "run_id": run.id, "order": "asc", "limit": 100},
+            undeprecated=True,
+        )
+        replies = [m for m in page.data if m.role == "assistant"]
+        for reply in replies:
+            text = _message_text(reply)
+            if text:
+                yield trace.emit(MessageEvent(state.turn, text))
+    content = "\n\n".join(t for t in (_message_text(m) for m in replies) if t)
+    yield trace.emit(DoneEvent(state.turn, content, usage))
+    return AssistantResult(
+        content=content,
+        messages=replies,
+        run=run,
+        calls=calls,
+        usage=usage,
+        thread_id=thread_id,
+        turns=state.turn,
+        events=trace.events,
+    )
+
+
+def _clear_active_run(
+    state: _Run, if_active_run: IfActiveRun, cancel_timeout_s: float
+) -> Core[None]:
+    """Deal with a run already active on the thread (it would refuse our message and run)."""
+    page = yield ApiCall(
+        "beta.threads.runs.list",
+        {"thread_id": state.thread_id, "limit": 1, "order": "desc"},
+        undeprecated=True,
+    )
+    latest = page.data[0] if page.data else None
+    if latest is None or latest.status not in ACTIVE_STATUSES:
+        return
+    if if_active_run == "fail":
+        raise ActiveRunError(thread_id=state.thread_id, run_id=latest.id, status=latest.status)
+    if if_active_run == "cancel":
+        latest = yield from _cancel_and_confirm(state, latest, cancel_timeout_s)
+    else:
+        latest = yield from _wait_until(state, latest, state.deadline_at, TERMINAL_STATUSES)
+    if latest.status not in TERMINAL_STATUSES:
+        # Not ours: we never cancel a run we were asked to wait for.
+        raise ActiveRunError(thread_id=state.thread_id, run_id=latest.id, status=latest.status)
+
+
+def iter_assistant(
+    client: OpenAI,
+    tools: ToolSet,
+    *,
+    assistant_id: str,
+    thread_id: str | None = None,
+    message: str | Mapping[str, Any] | None = None,
+    stream: bool = False,
+    poll_interval_s: float | None = None,
+    deadline_s: float = 300.0,
+    if_active_run: IfActiveRun = "wait",
+    cancel_timeout_s: float = 30.0,
+    attach_tools: bool = False,
+    on_event: EventHandler | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+    **run_kwargs: Any,
+) -> EventStream[AssistantResult]:
+    """Run the Assistants runner as an iterator of events; ``.result`` holds the result.
+
+    Takes the same arguments as :func:`run_assistant`. Closing the stream early cancels
+    the run (and confirms the cancel).
+    """
+    core = _assistant_core(
+        tools,
+        assistant_id=assistant_id,
+        thread_id=thread_id,
+        message=message,
+        stream=stream,
+        poll_interval_s=poll_interval_s,
+        deadline_s=deadline_s,
+        if_active_run=if_active_run,
+        cancel_timeout_s=cancel_timeout_s,
+        attach_tools=attach_tools,
+        run_kwargs=run_kwargs,
+    )
+    return sync_stream(core, client, tools, on_event=on_event, sleep=sleep, clock=clock)
+
+
+def aiter_assistant(
+    client: AsyncOpenAI,
+    tools: ToolSet,
+    *,
+    assistant_id: str,
+    thread_id: str | None = None,
+    message: str | Mapping[str, Any] | None = None,
+    stream: bool = False,
+    poll_interval_s: float | None = None,
+    deadline_s: float = 300.0,
+    if_active_run: IfActiveRun = "wait",
+    cancel_timeout_s: float = 30.0,
+    attach_tools: bool = False,
+    on_event: EventHandler | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    clock: Callable[[], float] | None = None,
+    **run_kwargs: Any,
+) -> AsyncEventStream[AssistantResult]:
+    """Async :func:`iter_assistant`; ``sleep`` is an async function (default ``asyncio.sleep``)."""
+    core = _assistant_core(
+        tools,
+        assistant_id=assistant_id,
+        thread_id=thread_id,
+        message=message,
+        stream=stream,
+        poll_interval_s=poll_interval_s,
+        deadline_s=deadline_s,
+        if_active_run=if_active_run,
+        cancel_timeout_s=cancel_timeout_s,
+        attach_tools=attach_tools,
+        run_kwargs=run_kwargs,
+    )
+    return async_stream(core, client, tools, on_event=on_event, sleep=sleep, clock=clock)
+
+
+def run_assistant(
+    client: OpenAI,
+    tools: ToolSet,
+    *,
+    assistant_id: str,
+    thread_id: str | None = None,
+    message: str | Mapping[str, Any] | None = None,
+    stream: bool = False,
+    poll_interval_s: float | None = None,
+    deadline_s: float = 300.0,
+    if_active_run: IfActiveRun = "wait",
+    cancel_timeout_s: float = 30.0,
+    attach_tools: bool = False,
+    on_event: EventHandler | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+    **run_kwargs: Any,
+) -> AssistantResult:
+    """Run an assistant on a thread until the run completes, executing its tool calls.
+
+    Args:
+        client: an ``openai.OpenAI`` client.
+        tools: the tool set whose calls the run may request (see :func:`create_assistant`).
+        assistant_id: the assistant to run.
+        thread_id: an existing thread; a new one is created when omitted.
+        message: a user message to add first: text, or ``messages.create`` arguments
+            (``{"content": ..., "attachments": ...}``).
+        stream: follow the run through its event streams instead of polling: text arrives
+            as ``message`` events (``delta=True``) and the run is never ``GET``-polled.
+        poll_interval_s: fixed polling interval; ``None`` (default) honours the API's
+            ``openai-poll-after-ms`` header, 1 s without it.
+        deadline_s: overall deadline for the run; when it passes, the run is cancelled
+            (cancel confirmed) and :class:`~mixpeek_openai.errors.RunDeadlineExceededError`
+            raised. Checked between polls / stream events.
+        if_active_run: what to do when the thread already has an active run: ``"wait"``
+            for it to finish (within the deadline), ``"fail"`` with
+            :class:`~mixpeek_openai.errors.ActiveRunError`, or ``"cancel"`` it.
+        cancel_timeout_s: how long to poll for a cancel to be confirmed.
+        attach_tools: send ``tools.chat_tools()`` with the run, overriding the assistant's
+            own tools for this run (useful when the assistant was not created with them).
+        on_event: called with every event.
+        sleep: the function used to wait between polls (default ``time.sleep``); tests
+            pass a fake to avoid real waits.
+        clock: monotonic clock used for the deadline (default ``time.monotonic``).
+        **run_kwargs: passed to ``runs.create`` (``instructions``, ``additional_instructions``,
+            ``model``, ``tool_choice``, ``parallel_tool_calls``, ``metadata``, ...).
+
+    Returns:
+        An :class:`AssistantResult` with the reply messages, their text, the run,
+        per-call records and usage.
+
+    Raises:
+        RunFailedError: the run ended ``failed`` (``last_error``); its subclasses
+            RunExpiredError, RunCancelledError and RunIncompleteError (``incomplete_details``)
+            cover the other non-completed endings.
+        RunDeadlineExceededError: the deadline passed (the run was cancelled).
+        ActiveRunError: the thread has an active run and ``if_active_run="fail"`` (or
+            waiting for it ran past the deadline).
+    """
+    return iter_assistant(
+        client,
+        tools,
+        assistant_id=assistant_id,
+        thread_id=thread_id,
+        message=message,
+        stream=stream,
+        poll_interval_s=poll_interval_s,
+        deadline_s=deadline_s,
+        if_active_run=if_active_run,
+        cancel_timeout_s=cancel_timeout_s,
+        attach_tools=attach_tools,
+        on_event=on_event,
+        sleep=sleep,
+        clock=clock,
+        **run_kwargs,
+    ).run()
+
+
+async def arun_assistant(
+    client: AsyncOpenAI,
+    tools: ToolSet,
+    *,
+    assistant_id: str,
+    thread_id: str | None = None,
+    message: str | Mapping[str, Any] | None = None,
+    stream: bool = False,
+    poll_interval_s: float | None = None,
+    deadline_s: float = 300.0,
+    if_active_run: IfActiveRun = "wait",
+    cancel_timeout_s: float = 30.0,
+    attach_tools: bool = False,
+    on_event: EventHandler | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    clock: Callable[[], float] | None = None,
+    **run_kwargs: Any,
+) -> AssistantResult:
+    """Async :func:`run_assistant` (``openai.AsyncOpenAI``, ``tools.adispatch``).
+
+    ``sleep`` is an async function (default ``asyncio.sleep``). When the awaiting task is
+    cancelled, the run is cancelled (and confirmed) before ``CancelledError`` propagates.
+    """
+    return await aiter_assistant(
+        client,
+        tools,
+        assistant_id=assistant_id,
+        thread_id=thread_id,
+        message=message,
+        stream=stream,
+        poll_interval_s=poll_interval_s,
+        deadline_s=deadline_s,
+        if_active_run=if_active_run,
+        cancel_timeout_s=cancel_timeout_s,
+        attach_tools=attach_tools,
+        on_event=on_event,
+        sleep=sleep,
+        clock=clock,
+        **run_kwargs,
+    ).run()
+
+
+def _create_assistant_core(tools: ToolSet, kwargs: dict[str, Any]) -> Core[Assistant]:
+    assistant: Assistant = yield ApiCall("beta.assistants.create", kwargs, undeprecated=True)
+    return assistant
+
+
+def _assistant_kwargs(
+    tools: ToolSet, model: str, name: str | None, instructions: str | None, kw: dict[str, Any]
+) -> dict[str, Any]:
+    if "tools" in kw:
+        raise ConfigurationError(
+            "tools come from the tool set; add other tools to the tool set's list yourself "
+            "with client.beta.assistants.update if you need them."
+        )
+    kwargs: dict[str, Any] = {"model": model, "tools": list(tools.chat_tools()), **kw}
+    if name is not None:
+        kwargs["name"] = name
+    if instructions is not None:
+        kwargs["instructions"] = instructions
+    return kwargs
+
+
+def create_assistant(
+    client: OpenAI,
+    tools: ToolSet,
+    *,
+    model: str,
+    name: str | None = None,
+    instructions: str | None = None,
+    **kwargs: Any,
+) -> Assistant:
+    """Create an assistant whose tools are the tool set's functions (no deprecation warning).
+
+    ``**kwargs`` go to ``beta.assistants.create`` (``description``, ``metadata``,
+    ``temperature``, ...).
+    """
+    core = _create_assistant_core(
+        tools, _assistant_kwargs(tools, model, name, instructions, kwargs)
+    )
+    return sync_stream(core, client, tools).run()
+
+
+async def acreate_assistant(
+    client: AsyncOpenAI,
+    tools: ToolSet,
+    *,
+    model: str,
+    name: str | None = None,
+    instructions: str | None = None,
+    **kwargs: Any,
+) -> Assistant:
+    """Async :func:`create_assistant`."""
+    core = _create_assistant_core(
+        tools, _assistant_kwargs(tools, model, name, instructions, kwargs)
+    )
+    return await async_stream(core, client, tools).run()

@@ -1,0 +1,515 @@
+"""The Chat Completions loop: ``run_chat`` / ``arun_chat`` (and ``iter_chat`` / ``aiter_chat``).
+
+Each turn calls ``chat.completions.create`` with the tool set's functions. When the model
+asks for tools, every call of the turn is executed at once (``tools.dispatch``), and the
+conversation gets *one* assistant message carrying all ``tool_calls`` followed by one
+``tool`` message per call id, in order (anything else is a 400 on the next request). The
+loop ends when the model answers without tool calls.
+
+``messages`` on the result is the whole conversation as plain dicts, ready to be sent
+again with a new user message appended.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from ._loop import (
+    END,
+    ApiCall,
+    AsyncEventStream,
+    CloseStream,
+    Core,
+    EventStream,
+    NextItem,
+    OpenStream,
+    ToolSet,
+    Trace,
+    async_stream,
+    run_tools,
+    sync_stream,
+)
+from .errors import (
+    ConfigurationError,
+    ContentFilteredError,
+    MaxTurnsExceededError,
+    OutputTruncatedError,
+)
+from .events import DoneEvent, Event, EventHandler, MessageEvent, ThinkingEvent, Usage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, OpenAI
+    from openai.types.chat import ChatCompletion
+
+    from .dispatch import ToolCallResult
+
+__all__ = [
+    "ChatResult",
+    "aiter_chat",
+    "arun_chat",
+    "iter_chat",
+    "run_chat",
+    "supports_parallel_tool_calls",
+]
+
+OnMaxTurns = Literal["raise", "answer"]
+
+# Keys the loop owns; passing them through would break the loop's bookkeeping.
+_RESERVED = frozenset({"model", "messages", "tools", "stream"})
+
+# o-series reasoning models (o1, o3, o4-mini, ...; also "openai/o3" and "ft:o4-mini:...")
+# refuse the `parallel_tool_calls` parameter with a 400.
+_NO_PARALLEL_TOOL_CALLS = re.compile(r"^(?:[\w.-]+/)?(?:ft:)?o\d", re.IGNORECASE)
+
+
+def supports_parallel_tool_calls(model: str) -> bool:
+    """Whether Chat Completions accepts ``parallel_tool_calls`` for ``model``.
+
+    The o-series reasoning models (``o1``, ``o3``, ``o4-mini``, ...) reject the parameter;
+    ``run_chat`` drops it for them instead of failing the request.
+    """
+    return _NO_PARALLEL_TOOL_CALLS.match(model) is None
+
+
+@dataclass
+class ChatResult:
+    """What ``run_chat`` returns."""
+
+    content: str
+    """The final answer text (empty if the model only refused; see ``refusal``)."""
+
+    messages: list[dict[str, Any]]
+    """The whole conversation as plain dicts: the input messages, every assistant message
+    (with its ``tool_calls``) and tool message, and the final answer. Append a user message
+    and pass it back to continue."""
+
+    calls: list[ToolCallResult]
+    """One record per tool call made, in order (output, raw response, error, timing)."""
+
+    usage: Usage
+    """Token usage summed over all model calls."""
+
+    turns: int
+    """Number of model calls made."""
+
+    finish_reason: str
+    """``finish_reason`` of the final model call (``"stop"`` normally)."""
+
+    refusal: str | None = None
+    """The model's refusal text, if it refused."""
+
+    completion: ChatCompletion | None = None
+    """The last ``ChatCompletion`` (``None`` in streaming mode)."""
+
+    events: list[Event] = field(default_factory=list)
+    """Every event the loop emitted, in order."""
+
+
+@dataclass
+class _Reply:
+    """One model reply, whether it came whole or as a stream of chunks."""
+
+    content: str | None
+    refusal: str | None
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str | None
+    usage: Usage
+    completion: ChatCompletion | None = None
+
+    def message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.refusal:
+            message["refusal"] = self.refusal
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        return message
+
+
+def _tool_call_dict(call: Any) -> dict[str, Any]:
+    if isinstance(call, Mapping):
+        function = call.get("function") or {}
+        call_id, name, arguments = call.get("id"), function.get("name"), function.get("arguments")
+    else:
+        function = getattr(call, "function", None)
+        call_id = getattr(call, "id", None)
+        name = getattr(function, "name", None)
+        arguments = getattr(function, "arguments", None)
+    return {
+        "id": call_id or "",
+        "type": "function",
+        "function": {"name": name or "", "arguments": arguments or ""},
+    }
+
+
+def _message_dict(message: Any) -> dict[str, Any]:
+    """A plain-dict copy of one input message (dicts, or SDK message objects)."""
+    if isinstance(message, Mapping):
+        return dict(message)
+    if isinstance(message, BaseModel) and getattr(message, "role", None) == "assistant":
+        calls = [_tool_call_dict(c) for c in (getattr(message, "tool_calls", None) or [])]
+        return _Reply(
+            getattr(message, "content", None),
+            getattr(message, "refusal", None),
+            calls,
+            None,
+            Usage(),
+        ).message()
+    if isinstance(message, BaseModel):
+        return message.model_dump(mode="json", exclude_none=True)
+    raise ConfigurationError(
+        f"messages must be dicts or openai message objects, got {type(message).__name__}"
+    )
+
+
+def _reply_from_completion(completion: ChatCompletion) -> _Reply:
+    if not completion.choices:
+        return _Reply(None, None, [], None, Usage.from_api(completion.usage), completion)
+    choice = completion.choices[0]
+    message = choice.message
+    return _Reply(
+        content=message.content,
+        refusal=getattr(message, "refusal", None),
+        tool_calls=[_tool_call_dict(c) for c in (message.tool_calls or [])],
+        finish_reason=choice.finish_reason,
+        usage=Usage.from_api(completion.usage),
+        completion=completion,
+    )
+
+
+def _stream_reply(call: ApiCall, trace: Trace, turn: int) -> Core[_Reply]:
+    """Read one streamed completion: text deltas become events, tool calls are assembled.
+
+    Tool-call fragments arrive by ``index``; ``id`` and ``name`` only come in the first
+    fragment of each call, ``arguments`` are split over many.
+    """
+    handle = yield OpenStream(call)
+    text: list[str] = []
+    refusal: list[str] = []
+    slots: dict[int, dict[str, Any]] = {}
+    finish_reason: str | None = None
+    usage: Any = None
+    try:
+        while True:
+            chunk = yield NextItem(handle)
+            if chunk is END:
+                break
+            if getattr(chunk, "usage", None) is not None:
+                usage = chunk.usage
+            for choice in chunk.choices:
+                if choice.index != 0:
+                    continue
+                delta = choice.delta
+                if delta.content:
+                    text.append(delta.content)
+                    yield trace.emit(MessageEvent(turn, delta.content, delta=True))
+                if getattr(delta, "refusal", None):
+                    refusal.append(delta.refusal)
+                for fragment in delta.tool_calls or []:
+                    slot = slots.setdefault(
+                        fragment.index,
+                        {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                    )
+                    if fragment.id:
+                        slot["id"] = fragment.id
+                    if fragment.function is not None:
+                        if fragment.function.name and not slot["function"]["name"]:
+                            slot["function"]["name"] = fragment.function.name
+                        if fragment.function.arguments:
+                            slot["function"]["arguments"] += fragment.function.arguments
+                if choice.finish_reason:
+                    finish_reason = choice.finish_reason
+    finally:
+        yield CloseStream(handle)
+    return _Reply(
+        content="".join(text) if text else None,
+        refusal="".join(refusal) if refusal else None,
+        tool_calls=[slots[i] for i in sorted(slots)],
+        finish_reason=finish_reason,
+        usage=Usage.from_api(usage),
+    )
+
+
+def _chat_core(
+    tools: ToolSet,
+    *,
+    model: str,
+    messages: Iterable[Any],
+    max_turns: int,
+    on_max_turns: OnMaxTurns,
+    stream: bool,
+    create_kwargs: dict[str, Any],
+) -> Core[ChatResult]:
+    if max_turns < 1:
+        raise ConfigurationError(f"max_turns must be at least 1, got {max_turns}")
+    if on_max_turns not in ("raise", "answer"):
+        raise ConfigurationError(f"on_max_turns must be 'raise' or 'answer', got {on_max_turns!r}")
+    reserved = sorted(_RESERVED & create_kwargs.keys())
+    if reserved:
+        raise ConfigurationError(
+            f"{', '.join(reserved)} cannot be passed through: the loop sets them. "
+            "Use the model= / messages= / stream= parameters; tools come from the tool set."
+        )
+    if create_kwargs.get("n") not in (None, 1):
+        raise ConfigurationError("run_chat follows one completion per turn: n must be 1")
+    # Validate and copy eagerly, so mistakes raise at the call, not at the first iteration.
+    history = [_message_dict(m) for m in messages]
+    tool_params = list(tools.chat_tools())
+    return _chat_loop(
+        tools,
+        model=model,
+        history=history,
+        tool_params=tool_params,
+        max_turns=max_turns,
+        on_max_turns=on_max_turns,
+        stream=stream,
+        create_kwargs=dict(create_kwargs),
+    )
+
+
+def _chat_loop(
+    tools: ToolSet,
+    *,
+    model: str,
+    history: list[dict[str, Any]],
+    tool_params: list[Any],
+    max_turns: int,
+    on_max_turns: OnMaxTurns,
+    stream: bool,
+    create_kwargs: dict[str, Any],
+) -> Core[ChatResult]:
+    trace = Trace()
+    usage = Usage()
+    calls: list[ToolCallResult] = []
+
+    def failure_kwargs(turn: int) -> dict[str, Any]:
+        return {"usage": usage, "calls": calls, "turns": turn, "messages": list(history)}
+
+    for turn in range(1, max_turns + 1):
+        force_answer = on_max_turns == "answer" and turn == max_turns
+        kwargs = _request_kwargs(model, history, tool_params, create_kwargs, force_answer)
+        yield trace.emit(ThinkingEvent(turn, model))
+        if stream:
+            kwargs["stream"] = True
+            kwargs.setdefault("stream_options", {"include_usage": True})
+            reply = yield from _stream_reply(
+                ApiCall("chat.completions.create", kwargs), trace, turn
+            )
+        else:
+            completion = yield ApiCall("chat.completions.create", kwargs)
+            reply = _reply_from_completion(completion)
+        usage += reply.usage
+
+        if reply.finish_reason == "length":
+            raise OutputTruncatedError(
+                "The model hit its output token limit (finish_reason='length'); raise "
+                "max_completion_tokens or shorten the conversation.",
+                partial=reply.message(),
+                **failure_kwargs(turn),
+            )
+        if reply.finish_reason == "content_filter":
+            raise ContentFilteredError(
+                "The content filter stopped the model's output (finish_reason='content_filter').",
+                partial=reply.message(),
+                **failure_kwargs(turn),
+            )
+        if reply.content and not stream:
+            yield trace.emit(MessageEvent(turn, reply.content))
+
+        if not reply.tool_calls:
+            history.append(reply.message())
+            content = reply.content or ""
+            yield trace.emit(DoneEvent(turn, content, usage))
+            return ChatResult(
+                content=content,
+                messages=history,
+                calls=calls,
+                usage=usage,
+                turns=turn,
+                finish_reason=reply.finish_reason or "stop",
+                refusal=reply.refusal,
+                completion=reply.completion,
+                events=trace.events,
+            )
+        if force_answer:
+            # The model ignored tool_choice="none"; keep the conversation valid (no
+            # unanswered tool calls) and report the exhausted budget.
+            raise MaxTurnsExceededError(max_turns, **failure_kwargs(turn))
+
+        history.append(reply.message())
+        described = [
+            (c["id"], c["function"]["name"], c["function"]["arguments"]) for c in reply.tool_calls
+        ]
+        results = yield from run_tools(trace, turn, reply.tool_calls, described)
+        calls.extend(results)
+        history.extend(
+            {"role": "tool", "tool_call_id": r.call_id, "content": r.output} for r in results
+        )
+    raise MaxTurnsExceededError(max_turns, **failure_kwargs(max_turns))
+
+
+def _request_kwargs(
+    model: str,
+    history: list[dict[str, Any]],
+    tool_params: list[Any],
+    create_kwargs: dict[str, Any],
+    force_answer: bool,
+) -> dict[str, Any]:
+    kwargs = dict(create_kwargs)
+    kwargs["model"] = model
+    kwargs["messages"] = list(history)
+    if tool_params:
+        kwargs["tools"] = tool_params
+        if force_answer:
+            kwargs["tool_choice"] = "none"
+        if "parallel_tool_calls" in kwargs and not supports_parallel_tool_calls(model):
+            del kwargs["parallel_tool_calls"]
+    else:
+        # Without tools the API refuses tool_choice / parallel_tool_calls.
+        kwargs.pop("tool_choice", None)
+        kwargs.pop("parallel_tool_calls", None)
+    return kwargs
+
+
+def iter_chat(
+    client: OpenAI,
+    tools: ToolSet,
+    *,
+    model: str,
+    messages: Iterable[Any],
+    max_turns: int = 8,
+    on_max_turns: OnMaxTurns = "raise",
+    stream: bool = False,
+    on_event: EventHandler | None = None,
+    **create_kwargs: Any,
+) -> EventStream[ChatResult]:
+    """Run the chat loop as an iterator of events; ``.result`` holds the :class:`ChatResult`.
+
+    Takes the same arguments as :func:`run_chat`. Pass ``stream=True`` to get text as
+    ``message`` events with ``delta=True`` while the model writes.
+    """
+    core = _chat_core(
+        tools,
+        model=model,
+        messages=messages,
+        max_turns=max_turns,
+        on_max_turns=on_max_turns,
+        stream=stream,
+        create_kwargs=create_kwargs,
+    )
+    return sync_stream(core, client, tools, on_event=on_event)
+
+
+def aiter_chat(
+    client: AsyncOpenAI,
+    tools: ToolSet,
+    *,
+    model: str,
+    messages: Iterable[Any],
+    max_turns: int = 8,
+    on_max_turns: OnMaxTurns = "raise",
+    stream: bool = False,
+    on_event: EventHandler | None = None,
+    **create_kwargs: Any,
+) -> AsyncEventStream[ChatResult]:
+    """Async :func:`iter_chat`: ``async for event in aiter_chat(async_client, ...)``."""
+    core = _chat_core(
+        tools,
+        model=model,
+        messages=messages,
+        max_turns=max_turns,
+        on_max_turns=on_max_turns,
+        stream=stream,
+        create_kwargs=create_kwargs,
+    )
+    return async_stream(core, client, tools, on_event=on_event)
+
+
+def run_chat(
+    client: OpenAI,
+    tools: ToolSet,
+    *,
+    model: str,
+    messages: Iterable[Any],
+    max_turns: int = 8,
+    on_max_turns: OnMaxTurns = "raise",
+    stream: bool = False,
+    on_event: EventHandler | None = None,
+    **create_kwargs: Any,
+) -> ChatResult:
+    """Run a Chat Completions conversation with the tool set until the model answers.
+
+    Args:
+        client: an ``openai.OpenAI`` client.
+        tools: the tool set (``MixpeekTools``); its ``chat_tools()`` are offered each turn.
+        model: the model name.
+        messages: the conversation so far (dicts or SDK message objects); not modified.
+        max_turns: most model calls to make. If the model still asks for tools at the last
+            one, its calls are executed (so ``messages`` stays valid) and then
+            ``on_max_turns`` decides.
+        on_max_turns: ``"raise"`` raises :class:`~mixpeek_openai.errors.MaxTurnsExceededError`;
+            ``"answer"`` makes the last allowed call with ``tool_choice="none"`` so the
+            model must answer with what it has.
+        stream: stream each reply: text arrives as ``message`` events (``delta=True``),
+            tool calls are assembled from their fragments. Usage is requested with
+            ``stream_options={"include_usage": True}`` unless you pass ``stream_options``.
+        on_event: called with every :mod:`~mixpeek_openai.events` event.
+        **create_kwargs: passed to ``chat.completions.create`` on every call
+            (``tool_choice``, ``parallel_tool_calls``, ``temperature``, ``max_completion_tokens``,
+            ``extra_headers``, ...). ``parallel_tool_calls`` is dropped for models that reject
+            it (see :func:`supports_parallel_tool_calls`).
+
+    Returns:
+        A :class:`ChatResult` with the answer, the full message list, the per-call
+        records and summed usage.
+
+    Raises:
+        OutputTruncatedError: a reply stopped at the token limit (``finish_reason="length"``).
+        ContentFilteredError: a reply was stopped by the content filter.
+        MaxTurnsExceededError: see ``on_max_turns``.
+        openai.APIError: errors of the OpenAI API itself are not caught.
+    """
+    return iter_chat(
+        client,
+        tools,
+        model=model,
+        messages=messages,
+        max_turns=max_turns,
+        on_max_turns=on_max_turns,
+        stream=stream,
+        on_event=on_event,
+        **create_kwargs,
+    ).run()
+
+
+async def arun_chat(
+    client: AsyncOpenAI,
+    tools: ToolSet,
+    *,
+    model: str,
+    messages: Iterable[Any],
+    max_turns: int = 8,
+    on_max_turns: OnMaxTurns = "raise",
+    stream: bool = False,
+    on_event: EventHandler | None = None,
+    **create_kwargs: Any,
+) -> ChatResult:
+    """Async :func:`run_chat`, with an ``openai.AsyncOpenAI`` client and ``tools.adispatch``.
+
+    Same arguments, result and errors as :func:`run_chat`.
+    """
+    return await aiter_chat(
+        client,
+        tools,
+        model=model,
+        messages=messages,
+        max_turns=max_turns,
+        on_max_turns=on_max_turns,
+        stream=stream,
+        on_event=on_event,
+        **create_kwargs,
+    ).run()

@@ -1,0 +1,455 @@
+"""``/v1/responses`` and ``/v1/conversations`` for :class:`StubOpenAI`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._stub_core import Incoming, Reply, StubCore, raise_for_turn, sse, usage_numbers
+from ._stub_model import (
+    ConvItem,
+    OfferedTool,
+    StubAPIError,
+    StubToolCall,
+    StubTurn,
+    check_tools,
+    content_text,
+)
+
+
+def _responses_tools(raw: Any) -> list[OfferedTool]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise StubAPIError(400, "Invalid type for 'tools': expected an array.", param="tools")
+    tools: list[OfferedTool] = []
+    for i, tool in enumerate(raw):
+        if not isinstance(tool, Mapping):
+            raise StubAPIError(400, f"Invalid type for 'tools[{i}]'.", param=f"tools[{i}]")
+        if tool.get("type") != "function":
+            continue
+        if "name" not in tool:
+            raise StubAPIError(
+                400,
+                f"Missing required parameter: 'tools[{i}].name'.",
+                param=f"tools[{i}].name",
+                code="missing_required_parameter",
+            )
+        tools.append(
+            OfferedTool(
+                name=tool["name"],
+                parameters=tool.get("parameters") or {"type": "object", "properties": {}},
+                # The Responses API defaults `strict` to true for function tools.
+                strict=tool.get("strict", True) is not False,
+            )
+        )
+    check_tools(tools, "tools", ".name")
+    return tools
+
+
+def normalize_items(core: StubCore, raw: Any) -> list[dict[str, Any]]:
+    """Input (a string or a list of items) as typed items with ids, as the API stores them."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [{"role": "user", "content": raw}]
+    if not isinstance(raw, list):
+        raise StubAPIError(400, "Invalid type for 'input'.", param="input")
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise StubAPIError(400, f"Invalid type for 'input[{i}]'.", param=f"input[{i}]")
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = item.get("role")
+            content = item.get("content")
+            if isinstance(content, str):
+                part = "output_text" if role == "assistant" else "input_text"
+                content = [{"type": part, "text": content}]
+            out.append(
+                {
+                    "type": "message",
+                    "id": item.get("id") or core.new_id("msg"),
+                    "role": role,
+                    "status": "completed",
+                    "content": content or [],
+                }
+            )
+        elif kind == "function_call":
+            out.append(
+                {
+                    "type": "function_call",
+                    "id": item.get("id") or core.new_id("fc"),
+                    "call_id": item.get("call_id"),
+                    "name": item.get("name"),
+                    "arguments": item.get("arguments", ""),
+                    "status": "completed",
+                }
+            )
+        elif kind == "function_call_output":
+            out.append(
+                {
+                    "type": "function_call_output",
+                    "id": item.get("id") or core.new_id("fco"),
+                    "call_id": item.get("call_id"),
+                    "output": item.get("output", ""),
+                    "status": "completed",
+                }
+            )
+        elif kind is None:
+            raise StubAPIError(400, f"Missing required parameter: 'input[{i}].type'.")
+        else:
+            out.append(dict(item))  # reasoning, item_reference...: kept, not interpreted
+    return out
+
+
+def _to_conv(items: Sequence[Mapping[str, Any]]) -> list[ConvItem]:
+    """Typed items as model items; also checks every call has exactly its output."""
+    conv: list[ConvItem] = []
+    calls: dict[str, bool] = {}
+    for item in items:
+        kind = item.get("type")
+        if kind == "message":
+            role = item.get("role")
+            role_kind = "system" if role in ("system", "developer") else role
+            if role_kind in ("system", "user", "assistant"):
+                conv.append(ConvItem(role_kind, content_text(item.get("content"))))
+        elif kind == "function_call":
+            call = StubToolCall(
+                str(item.get("name")), str(item.get("arguments", "")), str(item.get("call_id"))
+            )
+            if conv and conv[-1].kind == "tool_calls":
+                conv[-1] = ConvItem("tool_calls", calls=(*conv[-1].calls, call))
+            else:
+                conv.append(ConvItem("tool_calls", calls=(call,)))
+            calls[str(item.get("call_id"))] = False
+        elif kind == "function_call_output":
+            call_id = str(item.get("call_id"))
+            if call_id not in calls:
+                raise StubAPIError(
+                    400,
+                    f"No tool call found for function call output with call_id {call_id}.",
+                    param="input",
+                )
+            calls[call_id] = True
+            output = item.get("output")
+            conv.append(
+                ConvItem(
+                    "tool_result",
+                    output if isinstance(output, str) else content_text(output),
+                    call_id=call_id,
+                )
+            )
+    missing = [c for c, done in calls.items() if not done]
+    if missing:
+        raise StubAPIError(
+            400, f"No tool output found for function call {missing[0]}.", param="input"
+        )
+    return conv
+
+
+def _conversation_id(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, Mapping):
+        raw = raw.get("id")
+    return str(raw)
+
+
+def create_response(core: StubCore, req: Incoming) -> Reply:
+    """``POST /v1/responses``: chain by ``previous_response_id`` or a conversation."""
+    body = req.obj()
+    model = body.get("model")
+    if not model:
+        raise StubAPIError(400, "Missing required parameter: 'model'.", param="model")
+    prev_id = body.get("previous_response_id")
+    conv_id = _conversation_id(body.get("conversation"))
+    if prev_id and conv_id:
+        raise StubAPIError(
+            400,
+            "Mutually exclusive parameters: Ensure you are only providing one of: "
+            "'previous_response_id' or 'conversation'.",
+            param="previous_response_id",
+            code="mutually_exclusive_parameters",
+        )
+    tools = _responses_tools(body.get("tools"))
+    new_items = normalize_items(core, body.get("input"))
+    with core.lock:
+        if prev_id:
+            if prev_id not in core.responses:
+                raise StubAPIError(
+                    400,
+                    f"Previous response with id '{prev_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            history = core.response_context[prev_id] + list(core.responses[prev_id]["output"])
+        elif conv_id:
+            if conv_id not in core.conversations:
+                raise StubAPIError(
+                    404, f"Conversation with id '{conv_id}' not found.", param="conversation"
+                )
+            history = list(core.conversation_items[conv_id])
+        else:
+            history = []
+    context = history + new_items
+    conv = _to_conv(context)
+    if body.get("instructions"):
+        conv.insert(0, ConvItem("system", str(body["instructions"])))
+    turn = core.next_turn(conv, tools)
+    raise_for_turn(turn, "responses")
+    response = _build_response(core, body, turn, context, prev_id, conv_id)
+    if body.get("store", True) is not False:
+        with core.lock:
+            core.responses[response["id"]] = response
+            core.response_context[response["id"]] = context
+    if conv_id:
+        with core.lock:
+            core.conversation_items[conv_id].extend(new_items + list(response["output"]))
+    if body.get("stream"):
+        return Reply(sse=_stream(response))
+    return Reply(response)
+
+
+def _build_response(
+    core: StubCore,
+    body: Mapping[str, Any],
+    turn: StubTurn,
+    context: list[dict[str, Any]],
+    prev_id: str | None,
+    conv_id: str | None,
+) -> dict[str, Any]:
+    output: list[dict[str, Any]] = []
+    if turn.text:
+        output.append(
+            {
+                "type": "message",
+                "id": core.new_id("msg"),
+                "status": "completed" if turn.finish_reason in (None, "stop") else "incomplete",
+                "role": "assistant",
+                "content": [
+                    {"type": "output_text", "text": turn.text, "annotations": [], "logprobs": []}
+                ],
+            }
+        )
+    for c in turn.tool_calls:
+        output.append(
+            {
+                "type": "function_call",
+                "id": core.new_id("fc"),
+                "call_id": c.call_id or core.new_id("call"),
+                "name": c.name,
+                "arguments": c.arguments,
+                "status": "completed",
+            }
+        )
+    status = "completed"
+    incomplete: dict[str, Any] | None = None
+    err: dict[str, Any] | None = None
+    if turn.run_outcome == "failed":
+        status = "failed"
+        err = {
+            "code": str((turn.last_error or {}).get("code", "server_error")),
+            "message": str((turn.last_error or {}).get("message", "")),
+        }
+    elif turn.finish_reason == "length":
+        status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+    elif turn.finish_reason == "content_filter":
+        status, incomplete = "incomplete", {"reason": "content_filter"}
+    prompt, completion = usage_numbers(
+        turn, [context, body.get("instructions"), body.get("tools")], output
+    )
+    now = core.now_int()
+    return {
+        "id": core.new_id("resp"),
+        "object": "response",
+        "created_at": now,
+        "completed_at": now if status == "completed" else None,
+        "status": status,
+        "error": err,
+        "incomplete_details": incomplete,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": body.get("model"),
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": prev_id,
+        "conversation": {"id": conv_id} if conv_id else None,
+        "reasoning": {"effort": None, "summary": None},
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": {
+            "input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": completion,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + completion,
+        },
+        "user": None,
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def _stream(response: dict[str, Any]) -> bytes:
+    """The Responses streaming events for an already built response."""
+    seq = 0
+    out: list[bytes] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        nonlocal seq
+        out.append(sse({"type": kind, "sequence_number": seq, **fields}, event=kind))
+        seq += 1
+
+    start = {**response, "status": "in_progress", "output": [], "usage": None}
+    emit("response.created", response=start)
+    emit("response.in_progress", response=start)
+    for index, item in enumerate(response["output"]):
+        if item["type"] == "message":
+            text = item["content"][0]["text"]
+            emit("response.output_item.added", output_index=index, item={**item, "content": []})
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            emit(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            )
+            for piece in re.findall(r"\S+\s*|\s+", text):
+                emit(
+                    "response.output_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    delta=piece,
+                    logprobs=[],
+                )
+            emit(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            )
+            emit(
+                "response.content_part.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part={**part, "text": text},
+            )
+        else:
+            emit(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "arguments": "", "status": "in_progress"},
+            )
+            args = item["arguments"]
+            size = max(1, -(-len(args) // 3))
+            for k in range(0, len(args), size):
+                emit(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=args[k : k + size],
+                )
+            emit(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=item["name"],
+                arguments=args,
+            )
+        emit("response.output_item.done", output_index=index, item=item)
+    final = {
+        "completed": "response.completed",
+        "incomplete": "response.incomplete",
+        "failed": "response.failed",
+    }[response["status"]]
+    emit(final, response=response)
+    return b"".join(out)
+
+
+def get_response(core: StubCore, req: Incoming) -> Reply:
+    """``GET /v1/responses/{id}``."""
+    with core.lock:
+        response = core.responses.get(req.args["response_id"])
+    if response is None:
+        raise StubAPIError(404, f"Response with id '{req.args['response_id']}' not found.")
+    return Reply(response)
+
+
+def create_conversation(core: StubCore, req: Incoming) -> Reply:
+    """``POST /v1/conversations`` (optionally with initial items)."""
+    body = req.obj()
+    items = normalize_items(core, body.get("items"))
+    conv = {
+        "id": core.new_id("conv"),
+        "object": "conversation",
+        "created_at": core.now_int(),
+        "metadata": body.get("metadata") or {},
+    }
+    with core.lock:
+        core.conversations[conv["id"]] = conv
+        core.conversation_items[conv["id"]] = items
+    return Reply(conv)
+
+
+def _conversation(core: StubCore, req: Incoming) -> str:
+    conv_id = req.args["conversation_id"]
+    with core.lock:
+        if conv_id not in core.conversations:
+            raise StubAPIError(404, f"Conversation with id '{conv_id}' not found.")
+    return conv_id
+
+
+def get_conversation(core: StubCore, req: Incoming) -> Reply:
+    """``GET /v1/conversations/{id}``."""
+    conv_id = _conversation(core, req)
+    with core.lock:
+        return Reply(core.conversations[conv_id])
+
+
+def delete_conversation(core: StubCore, req: Incoming) -> Reply:
+    """``DELETE /v1/conversations/{id}``."""
+    conv_id = _conversation(core, req)
+    with core.lock:
+        del core.conversations[conv_id]
+        del core.conversation_items[conv_id]
+    return Reply({"id": conv_id, "object": "conversation.deleted", "deleted": True})
+
+
+def _item_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": False,
+    }
+
+
+def list_conversation_items(core: StubCore, req: Incoming) -> Reply:
+    """``GET /v1/conversations/{id}/items`` (``order`` asc or desc, default desc)."""
+    conv_id = _conversation(core, req)
+    with core.lock:
+        items = list(core.conversation_items[conv_id])
+    if req.params.get("order", "desc") == "desc":
+        items.reverse()
+    return Reply(_item_list(items))
+
+
+def add_conversation_items(core: StubCore, req: Incoming) -> Reply:
+    """``POST /v1/conversations/{id}/items``."""
+    conv_id = _conversation(core, req)
+    items = normalize_items(core, req.obj().get("items"))
+    with core.lock:
+        core.conversation_items[conv_id].extend(items)
+    return Reply(_item_list(items))
