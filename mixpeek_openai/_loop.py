@@ -1,4 +1,4 @@
-"""Shared machinery for the helper loops: effects, drivers, event streams.
+"""Shared machinery for the tool loops: effects, drivers, event streams.
 
 Each loop (chat, responses, assistants) is written once, as a *sans-IO core*: a generator
 that yields effect objects (:class:`ApiCall`, :class:`Dispatch`, :class:`Sleep`, ...) and
@@ -61,9 +61,11 @@ __all__ = [
     "ToolSet",
     "Trace",
     "adrive",
+    "async_stream",
     "drive",
     "parse_arguments",
     "run_tools",
+    "sync_stream",
 ]
 
 R = TypeVar("R")

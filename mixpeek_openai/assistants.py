@@ -234,22 +234,36 @@ def _submit_outputs(
     }
     state.turn += 1
     yield trace.emit(ThinkingEvent(state.turn, state.assistant_id))
-    if stream:
-        kwargs["stream"] = True
-        yield from _consume_stream(
-            state,
-            trace,
-            ApiCall("beta.threads.runs.submit_tool_outputs", kwargs, undeprecated=True),
-        )
-    else:
-        state.run = _read_raw(
-            state,
-            (
-                yield ApiCall(
-                    "beta.threads.runs.submit_tool_outputs", kwargs, undeprecated=True, raw=True
-                )
-            ),
-        )
+    try:
+        if stream:
+            kwargs["stream"] = True
+            yield from _consume_stream(
+                state,
+                trace,
+                ApiCall("beta.threads.runs.submit_tool_outputs", kwargs, undeprecated=True),
+            )
+        else:
+            state.run = _read_raw(
+                state,
+                (
+                    yield ApiCall(
+                        "beta.threads.runs.submit_tool_outputs",
+                        kwargs,
+                        undeprecated=True,
+                        raw=True,
+                    )
+                ),
+            )
+    except _DeadlinePassed:
+        raise
+    except Exception:
+        # The run may have ended while the tools ran (typically: it expired waiting for
+        # the outputs), and the API then refuses them. Report how the run ended rather
+        # than the refusal.
+        run = _read_raw(state, (yield _retrieve(state.thread_id, state.run_id or "")))
+        if run.status not in TERMINAL_STATUSES:
+            raise
+        state.run = run
     return results
 
 
@@ -410,7 +424,10 @@ def _assistant_loop(
             yield from _drive_polling(state, trace, calls)
     except _DeadlinePassed:
         if state.run_id is not None and state.status not in TERMINAL_STATUSES:
-            state.run = yield from _cancel_and_confirm(state, state.run, cancel_timeout_s)
+            # A failing cancel shows as cancel_confirmed=False rather than replacing the
+            # deadline error.
+            with contextlib.suppress(Exception):
+                state.run = yield from _cancel_and_confirm(state, state.run, cancel_timeout_s)
         raise RunDeadlineExceededError(
             run_id=state.run_id,
             thread_id=state.thread_id,
@@ -697,11 +714,6 @@ def _create_assistant_core(tools: ToolSet, kwargs: dict[str, Any]) -> Core[Assis
 def _assistant_kwargs(
     tools: ToolSet, model: str, name: str | None, instructions: str | None, kw: dict[str, Any]
 ) -> dict[str, Any]:
-    if "tools" in kw:
-        raise ConfigurationError(
-            "tools come from the tool set; add other tools to the tool set's list yourself "
-            "with client.beta.assistants.update if you need them."
-        )
     kwargs: dict[str, Any] = {"model": model, "tools": list(tools.chat_tools()), **kw}
     if name is not None:
         kwargs["name"] = name

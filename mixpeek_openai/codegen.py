@@ -106,16 +106,28 @@ def _literal(value: Any) -> str:
 
 
 class _Writer:
-    """Collects classes (dependencies first) and the imports they need."""
+    """Collects module-level blocks (dependencies first) and the imports they need."""
 
     def __init__(self) -> None:
-        self.classes: list[str] = []
+        self.blocks: list[str] = []
         self.aliases: list[str] = []
         self.typing: set[str] = set()
         self.pydantic: set[str] = {"BaseModel", "ConfigDict", "Field"}
         self.docref = False
 
-    def annotation(self, plan: _TypePlan) -> str:
+    def literal_alias(self, values: tuple[Any, ...], hint: str) -> str:
+        """A named ``Literal`` (one value per line), so field lines stay short."""
+        self.typing.add("Literal")
+        rendered = [_literal(v) for v in values]
+        if len(values) == 1:
+            return f"Literal[{rendered[0]}]"
+        lines = [f"{hint} = Literal["]
+        lines.extend(f"{_INDENT}{v}," for v in rendered)
+        lines.append("]")
+        self.blocks.append("\n".join(lines))
+        return hint
+
+    def annotation(self, plan: _TypePlan, hint: str) -> str:
         kind = plan.kind
         simple = {"str": "str", "float": "float", "int": "int", "bool": "bool"}
         if kind in simple:
@@ -130,30 +142,27 @@ class _Writer:
             self.docref = True
             return "DocumentReference"
         if kind == "literal":
-            self.typing.add("Literal")
-            return "Literal[" + ", ".join(_literal(v) for v in plan.literal_values) + "]"
+            return self.literal_alias(plan.literal_values, hint)
         if kind == "list":
             assert plan.item is not None
-            return f"list[{self.annotation(plan.item)}]"
-        if kind == "json_any":
+            return f"list[{self.annotation(plan.item, hint + 'Item')}]"
+        if kind in ("json_any", "json_object", "json_array"):
             self.pydantic.add("Json")
             self.typing.add("Any")
-            return "Json[Any]"
-        if kind == "json_object":
-            self.pydantic.add("Json")
-            self.typing.add("Any")
-            return "Json[dict[str, Any]]"
-        if kind == "json_array":
-            self.pydantic.add("Json")
-            self.typing.add("Any")
-            return "Json[list[Any]]"
+            inner = {"json_any": "Any", "json_object": "dict[str, Any]"}.get(kind, "list[Any]")
+            return f"Json[{inner}]"
         self.model(plan.class_name, plan.fields, doc=None)
         return plan.class_name
 
-    def field_lines(self, plan: _FieldPlan) -> list[str]:
-        annotation = self.annotation(plan.type)
+    def field_lines(self, plan: _FieldPlan, owner: str) -> list[str]:
+        hint = owner + _pascal(plan.alias)
+        annotation = self.annotation(plan.type, hint)
         if not plan.required:
             annotation += " | None"
+        if len(f"{_INDENT}{plan.name}: {annotation} = Field(") > _LINE:
+            # ruff would wrap the annotation itself; name it instead.
+            self.blocks.append(f"{hint}Type = {annotation}")
+            annotation = f"{hint}Type"
         args: list[str] = []
         if not plan.required:
             args.append("default=None")
@@ -180,7 +189,7 @@ class _Writer:
     def model(self, name: str, fields: tuple[_FieldPlan, ...], *, doc: str | None) -> None:
         body: list[str] = []
         for plan in fields:
-            body.extend(self.field_lines(plan))
+            body.extend(self.field_lines(plan, name))
         docstring = doc or f"The {name} object."
         config = 'model_config = ConfigDict(extra="forbid", populate_by_name=True)'
         lines = [
@@ -192,7 +201,7 @@ class _Writer:
         if body:
             lines.append("")
             lines.extend(body)
-        self.classes.append("\n".join(lines))
+        self.blocks.append("\n".join(lines))
 
 
 def _docstring_text(text: str) -> str:
@@ -242,7 +251,7 @@ def generate_module(retriever: Mapping[str, Any], *, class_name: str | None = No
     blocks.extend(writer.aliases)
     if writer.docref:
         blocks.append(_DOCREF_CLASS)
-    blocks.extend(writer.classes)
+    blocks.extend(writer.blocks)
     exports = f'__all__ = ["RETRIEVER_ID", "RETRIEVER_NAME", {_py_str(name)}]'
     source = "\n".join(header + imports) + "\n\n" + exports + "\n\n"
     source += blocks[0] + "\n\n"

@@ -62,11 +62,11 @@ class RetrieverNotFoundError(ConfigurationError):
         )
 
 
-# --- Helper loops (chat, responses, assistants) -------------------------------------------
+# --- Tool loops (chat, responses, assistants) ---------------------------------------------
 
 
 class LoopError(MixpeekOpenAIError):
-    """A helper loop (``run_chat``, ``run_responses``, ``run_assistant``) could not finish.
+    """A tool loop (``run_chat``, ``run_responses``, ``run_assistant``) could not finish.
 
     Carries what was accumulated up to the failure so nothing is lost: ``usage`` (summed
     token usage), ``calls`` (per-call records), ``turns`` (model calls made) and, where the

@@ -1,4 +1,4 @@
-"""What a helper loop reports while it runs.
+"""What a tool loop reports while it runs.
 
 Every loop (``run_chat``, ``run_responses``, ``run_assistant`` and their async twins)
 reports the same five kinds of event, the vocabulary of Mixpeek's agent sessions:

@@ -203,7 +203,6 @@ class _TypePlan:
     item: _TypePlan | None = None
     fields: tuple[_FieldPlan, ...] = ()
     class_name: str = ""
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,8 +214,6 @@ class _FieldPlan:
     type: _TypePlan
     required: bool
     description: str
-    has_default: bool = False
-    default: Any = None
 
 
 @dataclass
@@ -370,7 +367,7 @@ def _describe(name: str, spec: Mapping[str, Any], hint: str, *, required: bool) 
         parts.append(f"Examples: {shown}.")
     elif "example" in spec:
         parts.append(f"Example: {_short_json(spec['example'])}.")
-    if "default" in spec:
+    if spec.get("default") is not None:
         parts.append(
             f"Optional: send null to use the retriever's default ({_short_json(spec['default'])})."
         )
@@ -397,7 +394,9 @@ def _plan_fields(
         path = f"{prefix}.{wire}" if prefix else wire
         type_plan, hint = _plan_type(spec, path, ctx)
         flag = spec.get("required")
-        required = (flag is True or wire in (required_names or ())) and "default" not in spec
+        # A null default is no default (the API treats it so): the input stays required.
+        has_default = spec.get("default") is not None
+        required = (flag is True or wire in (required_names or ())) and not has_default
         plans.append(
             _FieldPlan(
                 name=_python_name(wire, taken),
@@ -405,8 +404,6 @@ def _plan_fields(
                 type=type_plan,
                 required=required,
                 description=_describe(wire, spec, hint, required=required),
-                has_default="default" in spec,
-                default=spec.get("default"),
             )
         )
     return tuple(plans)
@@ -425,7 +422,7 @@ def _plan(input_schema: Mapping[str, Any], model_name: str) -> tuple[_FieldPlan,
             f"{model_name}: input(s) {', '.join(ctx.unknown)} have a type this version does not "
             "know; they are offered to the model as JSON text (any JSON value) instead.",
             MixpeekSchemaWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
     return plans
 
@@ -468,7 +465,7 @@ def _materialise(plan: _TypePlan) -> Any:
     if plan.kind == "list":
         assert plan.item is not None
         return list[_materialise(plan.item)]  # type: ignore[misc]
-    return _model_from_plans(plan.class_name, plan.fields, doc=plan.description or None)
+    return _model_from_plans(plan.class_name, plan.fields, doc=None)
 
 
 def _model_from_plans(
@@ -652,8 +649,10 @@ class _SchemaWalker:
         out["type"] = "object"
         properties = source.get("properties") or {}
         extra = source.get("additionalProperties")
-        if self.strict and extra not in (None, False):
+        if self.strict and extra not in (None, False) and not properties:
             raise self.fail(path, "is an open mapping (additionalProperties).")
+        # A model that allows extra keys (extra="allow") is closed here: the model only
+        # ever needs its declared fields.
         declared_required = [k for k in source.get("required", []) if k in properties]
         new_props: dict[str, Any] = {}
         for key, prop in properties.items():

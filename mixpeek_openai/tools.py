@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -57,6 +58,7 @@ from mixpeek_openai.schema import (
 )
 
 if TYPE_CHECKING:
+    from mixpeek_openai.calls import CallStyle
     from mixpeek_openai.dispatch import DispatchConfig, Dispatcher, ToolCallResult
 
 __all__ = [
@@ -256,14 +258,17 @@ class RetrieverCache:
     """
 
     def __init__(self) -> None:
+        """An empty cache."""
         self._lock = threading.Lock()
         self._entries: dict[_CacheKey, Any] = {}
 
     def __len__(self) -> int:
+        """How many retriever definitions are cached."""
         with self._lock:
             return sum(1 for key in self._entries if key[2] != _LIST_KEY)
 
     def __repr__(self) -> str:
+        """The number of cached definitions."""
         return f"RetrieverCache(entries={len(self)})"
 
     def get(self, client: Any, retriever_id: str) -> dict[str, Any] | None:
@@ -358,7 +363,8 @@ class RetrieverCache:
             results[missing[0]] = self.fetch(client, missing[0], refresh=True)
         elif missing:
             workers = max(1, min(max_workers, len(missing)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixpeek-fetch") as ex:
+            _install_pool_filter()
+            with ThreadPoolExecutor(workers, thread_name_prefix=_FETCH_THREAD_PREFIX) as ex:
                 fetched = ex.map(lambda rid: self.fetch(client, rid, refresh=True), missing)
                 results.update(zip(missing, fetched, strict=True))
         return [results[rid] for rid in retriever_ids]
@@ -386,7 +392,7 @@ class RetrieverCache:
                 break
             seen_cursors.add(cursor)
             page = client.retrievers._request(
-                "POST", f"/retrievers/list?cursor={quote(cursor, safe='')}"
+                "POST", f"/retrievers/list?cursor={quote(cursor, safe='')}&limit=100"
             )
         ids: list[str] = []
         for definition in definitions:
@@ -396,6 +402,30 @@ class RetrieverCache:
                 ids.append(rid)
         self._put_listing(client, ids)
         return [_plain(d) for d in definitions]
+
+
+_FETCH_THREAD_PREFIX = "mixpeek-fetch"
+
+
+class _QuietPoolFull(logging.Filter):
+    """Drop urllib3's "Connection pool is full" warning, only in our fetch threads.
+
+    ``mixpeek.Mixpeek`` keeps one pooled connection per host, so fetching definitions in
+    parallel through it opens extra connections that urllib3 then discards with a warning
+    per request. That is expected here and says nothing actionable to the user.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            (record.threadName or "").startswith(_FETCH_THREAD_PREFIX)
+            and "Connection pool is full" in str(record.msg)
+        )
+
+
+def _install_pool_filter() -> None:
+    target = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _QuietPoolFull) for f in target.filters):
+        target.addFilter(_QuietPoolFull())
 
 
 def _listing_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:
@@ -514,7 +544,9 @@ def _check_user_model(
     required = sorted(
         key
         for key, spec in schema.items()
-        if isinstance(spec, Mapping) and spec.get("required") is True and "default" not in spec
+        if isinstance(spec, Mapping)
+        and spec.get("required") is True
+        and spec.get("default") is None
     )
     missing = [key for key in required if key not in declared]
     label = _retriever_label(definition, retriever_id)
@@ -556,6 +588,10 @@ def _clamp_page_size(maximum: int, value: Any) -> Any:
     return value
 
 
+def _page_size_type(max_page_size: int) -> Any:
+    return Annotated[int | None, BeforeValidator(partial(_clamp_page_size, max_page_size))]
+
+
 def _with_page_size(
     inputs_model: type[BaseModel], field_name: str, max_page_size: int
 ) -> type[BaseModel]:
@@ -565,7 +601,7 @@ def _with_page_size(
     )
     definitions: dict[str, Any] = {
         field_name: (
-            Annotated[int | None, BeforeValidator(partial(_clamp_page_size, max_page_size))],
+            _page_size_type(max_page_size),
             Field(default=None, ge=1, le=max_page_size, description=description),
         )
     }
@@ -639,7 +675,7 @@ def _action_specs(max_page_size: int) -> dict[str, _ActionSpec]:
         )
 
     limit_field = (
-        int | None,
+        _page_size_type(max_page_size),
         Field(
             default=None,
             ge=1,
@@ -988,7 +1024,6 @@ class MixpeekTools:
         tools = tuple(search_tools + extra_tools)
         self._tools = tools
         self._by_name = {t.name: t for t in tools}
-        self._dispatcher = None
 
     def _search_tool(
         self,
@@ -1013,13 +1048,16 @@ class MixpeekTools:
         fixed_filters = opts.filters
         execute_options = dict(opts.execute_options)
         idempotent = not (_WRITE_OPTIONS & set(execute_options))
+        # Only declared inputs go out, even if a user model allows extra keys.
+        declared = set(_wire_names(inputs_model))
 
         def build(arguments: BaseModel) -> MixpeekRequest:
             requested = getattr(arguments, page_field, None)
             limit = max_page_size if requested is None else max(1, min(requested, max_page_size))
+            inputs = to_inputs(arguments, exclude={page_field})
             body: dict[str, Any] = {
                 **copy.deepcopy(execute_options),
-                "inputs": to_inputs(arguments, exclude={page_field}),
+                "inputs": {k: v for k, v in inputs.items() if k in declared},
                 "limit": limit,
             }
             if fixed_filters is not None:
@@ -1147,18 +1185,22 @@ class MixpeekTools:
         return self._by_name.get(name)
 
     def __getitem__(self, name: str) -> ToolDefinition:
+        """The tool called ``name``; ``KeyError`` (listing the tools) when there is none."""
         tool = self._by_name.get(name)
         if tool is None:
             raise KeyError(f"No tool named {name!r}; tools are: {', '.join(self.names)}")
         return tool
 
     def __contains__(self, name: object) -> bool:
+        """Whether a tool called ``name`` exists."""
         return name in self._by_name
 
     def __iter__(self) -> Iterator[ToolDefinition]:
+        """Iterate over :attr:`definitions`."""
         return iter(self._tools)
 
     def __len__(self) -> int:
+        """How many tools there are."""
         return len(self._tools)
 
     def chat_tools(self, *, strict: bool = True) -> list[dict[str, Any]]:
@@ -1172,32 +1214,44 @@ class MixpeekTools:
     # -- dispatching (delegated) ---------------------------------------------------------
 
     def _get_dispatcher(self) -> Dispatcher:
-        dispatcher = self._dispatcher
-        if dispatcher is None:
-            from mixpeek_openai.dispatch import Dispatcher
+        # One dispatcher per tool set (it owns the connection pool); it reads the current
+        # definitions on every call, so rebuilding the tools does not replace it.
+        with self._lock:
+            if self._dispatcher is None:
+                from mixpeek_openai.dispatch import Dispatcher
 
-            dispatcher = Dispatcher(self)
-            self._dispatcher = dispatcher
-        return dispatcher
+                self._dispatcher = Dispatcher(self)
+            return self._dispatcher
 
-    def dispatch(self, tool_calls: Any) -> list[ToolCallResult]:
-        """Run the model's tool calls; one :class:`ToolCallResult` per call, in order."""
-        return self._get_dispatcher().dispatch(tool_calls)
+    def dispatch(self, tool_calls: Any, *, style: CallStyle | None = None) -> list[ToolCallResult]:
+        """Run the model's tool calls; one ``ToolCallResult`` per call, in order.
 
-    async def adispatch(self, tool_calls: Any) -> list[ToolCallResult]:
-        """Async :meth:`dispatch`."""
-        return await self._get_dispatcher().adispatch(tool_calls)
+        ``tool_calls`` may be Chat Completions tool calls, Assistants ``required_action``
+        tool calls or Responses ``function_call`` items (objects or dicts); ``style``
+        forces how plain dicts are read. Delegates to :class:`~mixpeek_openai.dispatch.Dispatcher`.
+        """
+        return self._get_dispatcher().dispatch(tool_calls, style=style)
 
-    def handle(self, tool_calls: Any) -> list[dict[str, Any]]:
-        """Run the tool calls and return outputs shaped like the input (tool messages,
-        Assistants ``tool_outputs`` or Responses ``function_call_output`` items)."""
-        return self._get_dispatcher().handle(tool_calls)
+    async def adispatch(
+        self, tool_calls: Any, *, style: CallStyle | None = None
+    ) -> list[ToolCallResult]:
+        """Async :meth:`dispatch` (same core)."""
+        return await self._get_dispatcher().adispatch(tool_calls, style=style)
 
-    async def ahandle(self, tool_calls: Any) -> list[dict[str, Any]]:
-        """Async :meth:`handle`."""
-        return await self._get_dispatcher().ahandle(tool_calls)
+    def handle(self, tool_calls: Any, *, style: CallStyle | None = None) -> list[dict[str, Any]]:
+        """Run the tool calls and return outputs shaped like the input: tool messages
+        (Chat), ``tool_outputs`` entries (Assistants) or ``function_call_output`` items
+        (Responses), one per call id, in order."""
+        return self._get_dispatcher().handle(tool_calls, style=style)
+
+    async def ahandle(
+        self, tool_calls: Any, *, style: CallStyle | None = None
+    ) -> list[dict[str, Any]]:
+        """Async :meth:`handle` (same core)."""
+        return await self._get_dispatcher().ahandle(tool_calls, style=style)
 
     def __repr__(self) -> str:
+        """API root, namespace and tool names (never the API key)."""
         base_url, namespace = _client_scope(self._client)
         return (
             f"MixpeekTools(base_url={base_url!r}, namespace={namespace!r}, "

@@ -12,5 +12,8 @@ from mixpeek_openai.testing._fake_mixpeek import ENDPOINTS as ENDPOINTS
 from mixpeek_openai.testing._fake_mixpeek import FakeMixpeek as FakeMixpeek
 from mixpeek_openai.testing._fake_mixpeek import RecordedRequest as RecordedRequest
 from mixpeek_openai.testing._faults import Fault as Fault
-from mixpeek_openai.testing._stub_model import StubToolCall, StubTurn, StubUsage
-from mixpeek_openai.testing._stub_openai import RecordedOpenAIRequest, StubOpenAI
+from mixpeek_openai.testing._stub_model import StubToolCall as StubToolCall
+from mixpeek_openai.testing._stub_model import StubTurn as StubTurn
+from mixpeek_openai.testing._stub_model import StubUsage as StubUsage
+from mixpeek_openai.testing._stub_openai import RecordedOpenAIRequest as RecordedOpenAIRequest
+from mixpeek_openai.testing._stub_openai import StubOpenAI as StubOpenAI

@@ -11,8 +11,11 @@ import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
-import mixpeek.models as _models
+import mixpeek.models as _mixpeek_models
 import pydantic
+
+# The generated models are not all re-exported for type checkers; use them untyped.
+_models: Any = _mixpeek_models
 
 __all__ = [
     "FILTER_OPERATORS",
@@ -30,6 +33,7 @@ FILTER_OPERATORS = frozenset(
     {"eq", "ne", "in", "nin", "gt", "gte", "lt", "lte", "contains", "exists"}
 )
 
+_OPERATOR_LIST = ", ".join(sorted(FILTER_OPERATORS))
 _LOGICAL_KEYS = ("AND", "OR", "NOT")
 
 _ERROR_TYPES = {
@@ -257,7 +261,7 @@ def _check_condition(cond: Any, loc: list[Any], errors: list[dict[str, Any]]) ->
         errors.append(
             {
                 "loc": [*loc, "operator"],
-                "msg": f"Unknown operator {operator!r}; use one of {', '.join(sorted(FILTER_OPERATORS))}",
+                "msg": f"Unknown operator {operator!r}; use one of {_OPERATOR_LIST}",
                 "type": "enum",
             }
         )
@@ -295,12 +299,13 @@ def _check_object(
     loc: list[Any],
     errors: list[dict[str, Any]],
 ) -> None:
+    accepted = ", ".join(sorted(properties)) or "(none)"
     for key in value:
         if key not in properties:
             errors.append(
                 {
                     "loc": [*loc, key],
-                    "msg": f"Unknown input; accepted inputs: {', '.join(sorted(properties)) or '(none)'}",
+                    "msg": f"Unknown input; accepted inputs: {accepted}",
                     "type": "extra_forbidden",
                 }
             )
@@ -340,7 +345,7 @@ def _check_value(
                 _check_value(spec["items"], item, [*loc, i], errors)
 
 
-def _type_problem(kind: str, value: Any) -> str | None:  # noqa: PLR0911
+def _type_problem(kind: str, value: Any) -> str | None:
     if kind in _STRING_TYPES:
         if not isinstance(value, str):
             return f"Input should be a string ({kind})"

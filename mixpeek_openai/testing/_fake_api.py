@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import mixpeek.models as _models
+import mixpeek.models as _mixpeek_models
 
 from ._contract import error_body, validate_filters, validate_inputs, validate_request_body
 from ._fake_mixpeek_data import (
@@ -30,6 +30,9 @@ from ._fake_mixpeek_data import (
     rank,
     result_document,
 )
+
+# The generated models are not all re-exported for type checkers; use them untyped.
+_models: Any = _mixpeek_models
 
 __all__ = ["ENDPOINTS", "MAX_BATCH_QUERIES", "FakeApi", "Route", "route"]
 
@@ -76,7 +79,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
 ENDPOINTS: tuple[str, ...] = tuple(dict.fromkeys(e for _, _, e in _ROUTES))
 
 
-def route(method: str, path: str) -> Route | None | str:
+def route(method: str, path: str) -> Route | str | None:
     """The route for ``method path``; ``"method_not_allowed"`` or ``None`` (unknown)."""
     path_matched = False
     for route_method, pattern, endpoint in _ROUTES:
@@ -107,8 +110,37 @@ def _invalid(errors: list[dict[str, Any]], message: str = "Request validation fa
     return 422, error_body(422, message, details={"errors": errors}, code="validation_error")
 
 
+_PAGING_KEYS = ("limit", "page_size", "offset", "page", "cursor", "include_total")
+
+
+def _fields_of(model: Any) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
 def _stable_number(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode())
+
+
+_SPANS = ("queue", "plan", "embed_query", "search", "merge", "hydrate_payloads", "serialize")
+
+
+def _trace_spans(stage: str, duration: float, exec_no: int, index: int) -> list[dict[str, Any]]:
+    """A per-stage trace like the real API's, deterministic per execution."""
+    spans = []
+    start = 0.0
+    share = duration / len(_SPANS)
+    for span_index, span in enumerate(_SPANS):
+        jitter = _stable_number(exec_no, index, span) % 50 / 100
+        spans.append(
+            {
+                "name": f"{stage}.{span}",
+                "start_ms": round(start, 3),
+                "duration_ms": round(share + jitter, 3),
+                "attributes": {"span_index": span_index, "sampled": True},
+            }
+        )
+        start += share + jitter
+    return spans
 
 
 class FakeApi:
@@ -178,6 +210,7 @@ class FakeApi:
         self,
         *,
         params: Mapping[str, str],
+        query: Mapping[str, list[str]],
         body: Any,
         execution_fault: tuple[str, str] | None,
         **_: Any,
@@ -191,7 +224,11 @@ class FakeApi:
         errors = self._check_query(retriever, body.get("inputs"), body.get("filters"), [])
         if errors:
             return _invalid(errors)
-        return 200, self._run(retriever, body, request, execution_fault)
+        response = self._run(retriever, body, request, execution_fault)
+        if query.get("include_legacy_results", [""])[0].lower() == "true":
+            # The deprecated alias of ``documents``, only on request.
+            response["results"] = response["documents"]
+        return 200, response
 
     def _execute_batch(
         self,
@@ -221,7 +258,9 @@ class FakeApi:
             return _invalid(errors)
         for i, item in enumerate(queries or []):
             errors.extend(
-                self._check_query(retriever, item.get("inputs"), item.get("filters"), ["queries", i])
+                self._check_query(
+                    retriever, item.get("inputs"), item.get("filters"), ["queries", i]
+                )
             )
         if errors:
             return _invalid(errors)
@@ -319,7 +358,9 @@ class FakeApi:
         if errors:
             return _invalid(errors)
         items = [o for o in self.data.objects if o["bucket_id"] == bucket["bucket_id"]]
-        page, pagination, problem = self._page(items, query, "objects:" + bucket["bucket_id"], request)
+        page, pagination, problem = self._page(
+            items, query, "objects:" + bucket["bucket_id"], request
+        )
         if problem:
             return problem
         return 200, {"results": page, "pagination": pagination}
@@ -381,9 +422,7 @@ class FakeApi:
 
     @staticmethod
     def _find(items: list[dict[str, Any]], key: str, kind: str) -> dict[str, Any] | None:
-        return next(
-            (i for i in items if key in (i.get(f"{kind}_id"), i.get(f"{kind}_name"))), None
-        )
+        return next((i for i in items if key in (i.get(f"{kind}_id"), i.get(f"{kind}_name"))), None)
 
     @staticmethod
     def _search(
@@ -398,8 +437,25 @@ class FakeApi:
     def _list_request(model: Any, body: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if body is None:
             return {}, []
+        if isinstance(body, dict):
+            # The paging query parameters are also accepted in list bodies (the mixpeek
+            # client sends ``page_size``/``cursor`` there); check them apart.
+            paging = {k: body[k] for k in _PAGING_KEYS if k in body}
+            rest = {k: v for k, v in body.items() if k not in paging or k in _fields_of(model)}
+            errors = [
+                {"loc": [k], "msg": "Input should be a valid integer", "type": "int_type"}
+                for k, v in paging.items()
+                if k != "cursor" and (not isinstance(v, int) or isinstance(v, bool))
+            ]
+            if "cursor" in paging and not isinstance(paging["cursor"], str):
+                errors.append(
+                    {"loc": ["cursor"], "msg": "Input should be a string", "type": "string_type"}
+                )
+            _, more = validate_request_body(model, rest)
+            errors.extend(more)
+            return (body if not errors else {}), errors
         _, errors = validate_request_body(model, body)
-        return (body if not errors else {}), errors
+        return {}, errors
 
     def _page(
         self,
@@ -491,7 +547,11 @@ class FakeApi:
                     f"{ref['collection_id']}; ignored."
                 )
             else:
-                terms = list(dict.fromkeys([*terms, *query_terms({"query": ["t"]}, {"t": ref_doc["title"]}, {})]))
+                terms = list(
+                    dict.fromkeys(
+                        [*terms, *query_terms({"query": ["t"]}, {"t": ref_doc["title"]}, {})]
+                    )
+                )
                 candidates = [d for d in candidates if d is not ref_doc]
         in_collections = len(candidates)
         conditions = input_conditions(binding, inputs, schema)
@@ -545,7 +605,9 @@ class FakeApi:
             "limit": limit,
             "returned": len(documents),
             "total": total if status != "failed" else 0,
-            "cursor": encode_cursor(offset + limit, self._scope(retriever, body)) if has_next else None,
+            "cursor": encode_cursor(offset + limit, self._scope(retriever, body))
+            if has_next
+            else None,
             "has_next": has_next,
         }
         if method == "offset":
@@ -656,7 +718,9 @@ class FakeApi:
             name = stage["stage_name"]
             key = name if name not in stages else f"{name}_{index}"
             params = stage.get("parameters") or {}
-            duration = round(4.0 + _stable_number(retriever["retriever_id"], exec_no, index) % 4000 / 100, 2)
+            duration = round(
+                4.0 + _stable_number(retriever["retriever_id"], exec_no, index) % 4000 / 100, 2
+            )
             stage_credits = round(0.002 + index * 0.0015, 4)
             if name == "feature_search":
                 out = min(matched, after_filters)
@@ -682,6 +746,13 @@ class FakeApi:
                 }
             if status == "failed" and index == 0:
                 out = 0
+            metadata["trace"] = _trace_spans(name, duration, exec_no, index)
+            metadata["resources"] = {
+                "worker": f"retriever-worker-{_stable_number(exec_no, index) % 12:02d}",
+                "region": "us-east-1",
+                "memory_mb": 180 + _stable_number(exec_no, "mem", index) % 300,
+                "cpu_ms": round(duration * 0.7, 2),
+            }
             stage_stats: dict[str, Any] = {
                 "input_count": flow,
                 "output_count": out,
@@ -697,7 +768,14 @@ class FakeApi:
                 stage_stats["error"] = error
             stages[key] = stage_stats
             budget_stages.append(
-                {"stage": key, "credits": stage_credits, "time_ms": duration, "documents": out}
+                {
+                    "stage": key,
+                    "credits": stage_credits,
+                    "time_ms": duration,
+                    "documents": out,
+                    "credit_limit": 1.0,
+                    "time_limit_ms": 10000,
+                }
             )
             flow = out
             total_ms += duration

@@ -97,9 +97,13 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm
+    # and the client's delayed ACK add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
     server: _Server
     server_version = "FakeMixpeek/1.0"
     sys_version = ""
+    record: RecordedRequest | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -208,6 +212,7 @@ class FakeMixpeek:
         self._records: list[RecordedRequest] = []
         self._faults: dict[str, _FaultQueue] = {}
         self._latency: dict[str, float] = {}
+        self._paused: set[str] = set()
         self._connections: set[socket.socket] = set()
         self._handler_threads: set[threading.Thread] = set()
         self._server: _Server | None = None
@@ -237,6 +242,8 @@ class FakeMixpeek:
         In-flight delays and hangs end at once; open connections are shut down.
         """
         self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
@@ -347,15 +354,20 @@ class FakeMixpeek:
             ],
         )
         validate_response("get_retriever", retriever)
+        data = self._api.data
         with self._lock:
-            self._api.data.retrievers[retriever["retriever_id"]] = retriever
-            self._api.data.bindings.pop(retriever["retriever_id"], None)
+            # Copy-on-write: serving threads may be iterating the current mappings.
+            data.bindings = {
+                k: v for k, v in data.bindings.items() if k != retriever["retriever_id"]
+            }
+            data.retrievers = {**data.retrievers, retriever["retriever_id"]: retriever}
         return str(retriever["retriever_id"])
 
     def remove_retriever(self, retriever_id: str) -> None:
         """Remove a retriever (by id); later requests for it get 404."""
+        data = self._api.data
         with self._lock:
-            self._api.data.retrievers.pop(retriever_id, None)
+            data.retrievers = {k: v for k, v in data.retrievers.items() if k != retriever_id}
 
     # --- faults and latency -------------------------------------------------------------
 
@@ -395,12 +407,35 @@ class FakeMixpeek:
             else:
                 self._latency.pop(endpoint, None)
 
+    def pause(self, endpoint: str = "*") -> None:
+        """Hold requests to ``endpoint`` (``"*"``: all) before answering, until :meth:`resume`.
+
+        With :meth:`wait_for_requests` (``in_flight=True``) this makes concurrency tests
+        deterministic: pause, fire requests, wait until they are all held, assert, resume.
+        """
+        self._check_endpoint(endpoint)
+        with self._lock:
+            self._paused.add(endpoint)
+
+    def resume(self, endpoint: str | None = None) -> None:
+        """Release held requests (of one paused ``endpoint``, or all)."""
+        with self._lock:
+            if endpoint is None:
+                self._paused.clear()
+            else:
+                self._paused.discard(endpoint)
+            self._lock.notify_all()
+
+    def _wait_while_paused(self, endpoint: str) -> None:
+        with self._lock:
+            while not self._stop.is_set() and (endpoint in self._paused or "*" in self._paused):
+                self._lock.wait(_POLL_S * 5)
+
     @staticmethod
     def _check_endpoint(endpoint: str) -> None:
         if endpoint != "*" and endpoint != "unknown" and endpoint not in ENDPOINTS:
-            raise ValueError(
-                f"Unknown endpoint {endpoint!r}; use one of {', '.join(ENDPOINTS)}, 'unknown' or '*'"
-            )
+            known = ", ".join(ENDPOINTS)
+            raise ValueError(f"Unknown endpoint {endpoint!r}; use one of {known}, 'unknown' or '*'")
 
     def _take_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
@@ -455,13 +490,16 @@ class FakeMixpeek:
     def in_flight(self, endpoint: str | None = None) -> int:
         """How many requests (to ``endpoint``, or any) are being served right now."""
         return sum(
-            1
-            for r in self.requests
-            if r.in_flight and (endpoint is None or r.endpoint == endpoint)
+            1 for r in self.requests if r.in_flight and (endpoint is None or r.endpoint == endpoint)
         )
 
     def wait_for_requests(
-        self, count: int, endpoint: str | None = None, *, in_flight: bool = False, timeout: float = 5.0
+        self,
+        count: int,
+        endpoint: str | None = None,
+        *,
+        in_flight: bool = False,
+        timeout: float = 5.0,
     ) -> bool:
         """Block until ``count`` requests (to ``endpoint``) were received, or are in flight.
 
@@ -473,7 +511,8 @@ class FakeMixpeek:
                 matching = [
                     r
                     for r in self._records
-                    if (endpoint is None or r.endpoint == endpoint) and (not in_flight or r.in_flight)
+                    if (endpoint is None or r.endpoint == endpoint)
+                    and (not in_flight or r.in_flight)
                 ]
                 if len(matching) >= count:
                     return True
@@ -482,14 +521,33 @@ class FakeMixpeek:
                     return False
                 self._lock.wait(remaining)
 
+    def wait_until_idle(self, timeout: float = 5.0) -> bool:
+        """Block until no request is in flight; ``False`` on timeout.
+
+        Useful after a client gave up (timeout, reset) while the server still finishes.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while any(r.in_flight for r in self._records):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+            return True
+
     def _start_record(self, record: RecordedRequest) -> int:
         with self._lock:
             self._records.append(record)
             self._lock.notify_all()
             return len(self._records) - 1
 
-    def _finish_record(self, record: RecordedRequest, status: int | None, fault: str | None) -> None:
-        done = replace(record, finished_at=time.monotonic(), status=status, fault=fault)
+    def _finish_record(self, handler: _Handler, status: int | None) -> None:
+        """Complete the handler's record once (before the response's first byte is sent)."""
+        record = handler.record
+        if record is None:
+            return
+        handler.record = None
+        done = replace(record, finished_at=time.monotonic(), status=status)
         with self._lock:
             # Identity, not index: clear_requests() may have run meanwhile.
             for i in range(len(self._records) - 1, -1, -1):
@@ -519,6 +577,7 @@ class FakeMixpeek:
         body, body_ok = _parse_json(raw)
         matched = route(handler.command, path)
         endpoint = matched.endpoint if isinstance(matched, Route) else "unknown"
+        fault = self._take_fault(endpoint)
         record = RecordedRequest(
             method=handler.command,
             path=path,
@@ -528,19 +587,19 @@ class FakeMixpeek:
             started_at=started,
             query={k: tuple(v) for k, v in query.items()},
             params=dict(matched.params) if isinstance(matched, Route) else {},
+            fault=fault.kind if fault else None,
         )
         self._start_record(record)
-        status: int | None = None
-        fault = self._take_fault(endpoint)
+        handler.record = record
         try:
-            status = self._respond(handler, matched, endpoint, query, body, body_ok, raw, fault)
+            self._respond(handler, matched, endpoint, query, body, body_ok, raw, fault)
         except _Dropped:
-            status = None
+            pass
         except OSError:
             # The client went away mid-response; nothing more to send.
             handler.close_connection = True
         finally:
-            self._finish_record(record, status, fault.kind if fault else None)
+            self._finish_record(handler, None)
 
     def _respond(
         self,
@@ -553,6 +612,9 @@ class FakeMixpeek:
         raw: bytes,
         fault: Fault | None,
     ) -> int:
+        self._wait_while_paused(endpoint)
+        if self._stop.is_set():
+            self._drop(handler, reset=False)
         with self._lock:
             latency = self._latency.get(endpoint, self._latency.get("*", 0.0))
         if fault is not None and fault.kind == "delay":
@@ -568,11 +630,17 @@ class FakeMixpeek:
             try:
                 validate_response(endpoint, payload, status=status)
             except ContractViolation as exc:
-                status, payload = 500, error_body(
-                    500, str(exc), error_type="ContractViolation", details={"errors": exc.errors}
+                status, payload = (
+                    500,
+                    error_body(
+                        500,
+                        str(exc),
+                        error_type="ContractViolation",
+                        details={"errors": exc.errors},
+                    ),
                 )
         if fault is not None and fault.kind == "huge_body" and isinstance(payload, dict):
-            filler = max(0, fault.size_bytes - len(json.dumps(payload)))
+            filler = max(0, fault.size_bytes - len(_encode(payload)) - len(',"debug_padding":""'))
             payload = {**payload, "debug_padding": "x" * filler}
         self._send(handler, status, payload)
         return status
@@ -703,16 +771,17 @@ class FakeMixpeek:
         payload: Any,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        self._send_raw(handler, status, data, headers)
+        self._send_raw(handler, status, _encode(payload), headers)
 
-    @staticmethod
     def _send_raw(
+        self,
         handler: _Handler,
         status: int,
         data: bytes,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        # Finish the record first, so a client that has its answer sees it recorded.
+        self._finish_record(handler, status)
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
@@ -759,6 +828,10 @@ def _peer_closed(conn: socket.socket) -> bool:
         return conn.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
+
+
+def _encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
 
 def _parse_json(raw: bytes) -> tuple[Any, bool]:

@@ -24,13 +24,20 @@ __all__ = ["SampleNamespace", "load_sample_namespace"]
 _DATA_FILES = ("retrievers", "documents", "collections", "taxonomies", "clusters", "objects")
 
 _STOPWORDS = frozenset(
-    """a an and are as at be by for from how i in into is it its of on or the this to
-    what with where which who why do does can my me we you your our show find about""".split()
+    {
+        *("a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "i", "in"),
+        *("into", "is", "it", "its", "of", "on", "or", "the", "this", "to", "what", "with"),
+        *("where", "which", "who", "why", "do", "does", "can", "my", "me", "we", "you"),
+        *("your", "our", "show", "find", "about"),
+    }
 )
 # Words every media URL carries; they say nothing about the content.
 _URL_NOISE = frozenset(
-    """http https www com net org example cdn media docs demos thumbs frames clips audio
-    raw mp4 mov webm png jpg jpeg gif mp3 wav m4a pdf xlsx xls html""".split()
+    {
+        *("http", "https", "www", "com", "net", "org", "example", "cdn", "media", "docs"),
+        *("demos", "thumbs", "frames", "clips", "audio", "raw", "mp4", "mov", "webm", "png"),
+        *("jpg", "jpeg", "gif", "mp3", "wav", "m4a", "pdf", "xlsx", "xls", "html"),
+    }
 )
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "pdf", "excel"})
 _TEXT_TYPES = frozenset({"string", "text"})
@@ -260,7 +267,7 @@ def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
     return None
 
 
-def _scalar_match(actual: Any, operator: str, expected: Any) -> bool:  # noqa: PLR0911
+def _scalar_match(actual: Any, operator: str, expected: Any) -> bool:
     if operator == "eq":
         return bool(actual == expected)
     if operator == "in":
@@ -305,7 +312,7 @@ def condition_matches(doc: Mapping[str, Any], cond: Mapping[str, Any]) -> bool:
     if operator == "contains" and isinstance(actual, list):
         return expected in actual
     if operator == "in":
-        return any(v in expected for v in values)
+        return isinstance(expected, list) and any(v in expected for v in values)
     return any(_scalar_match(v, operator, expected) for v in values)
 
 

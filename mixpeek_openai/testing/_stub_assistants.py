@@ -22,6 +22,7 @@ from ._stub_model import (
     StubTurn,
     content_text,
     estimate_tokens,
+    select_tools,
 )
 
 ACTIVE = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
@@ -159,18 +160,19 @@ def _thread(core: StubCore, thread_id: str) -> dict[str, Any]:
 
 
 def _new_thread(core: StubCore, body: Mapping[str, Any]) -> dict[str, Any]:
-    thread = {
-        "id": core.new_id("thread"),
+    thread_id = core.new_id("thread")
+    thread: dict[str, Any] = {
+        "id": thread_id,
         "object": "thread",
         "created_at": core.now_int(),
         "metadata": body.get("metadata") or {},
         "tool_resources": body.get("tool_resources") or {},
     }
     with core.lock:
-        core.threads[thread["id"]] = thread
-        core.messages[thread["id"]] = []
+        core.threads[thread_id] = thread
+        core.messages[thread_id] = []
     for i, msg in enumerate(body.get("messages") or []):
-        _add_message(core, thread["id"], msg, f"messages[{i}]")
+        _add_message(core, thread_id, msg, f"messages[{i}]")
     return thread
 
 
@@ -385,7 +387,7 @@ def _start_run(core: StubCore, thread_id: str, body: Mapping[str, Any]) -> Reply
                 "tool_choice": body.get("tool_choice", "auto"),
                 "parallel_tool_calls": body.get("parallel_tool_calls", True),
             },
-            tools=tools,
+            tools=select_tools(tools, body.get("tool_choice")),
         )
         core.runs[run.data["id"]] = run
         if not body.get("stream"):

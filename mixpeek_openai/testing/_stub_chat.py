@@ -15,6 +15,7 @@ from ._stub_model import (
     StubTurn,
     check_tools,
     content_text,
+    select_tools,
 )
 
 _REASONING_MODEL = re.compile(r"^o\d")
@@ -193,7 +194,7 @@ def chat_completions(core: StubCore, req: Incoming) -> Reply:
         )
     tools = chat_tools(body.get("tools"))
     items = chat_items(messages)
-    turn = core.next_turn(items, tools)
+    turn = core.next_turn(items, select_tools(tools, body.get("tool_choice")))
     raise_for_turn(turn, "chat")
     calls = [(c.call_id or core.new_id("call"), c) for c in turn.tool_calls]
     prompt, completion = usage_numbers(

@@ -338,7 +338,8 @@ def check_tools(tools: Sequence[OfferedTool], param_prefix: str, name_path: str)
         if tool.name in seen:
             raise StubAPIError(
                 400,
-                f"Duplicate tool name {tool.name!r} in '{param_prefix}': tool names must be unique.",
+                f"Duplicate tool name {tool.name!r} in '{param_prefix}': "
+                "tool names must be unique.",
                 param=f"{param_prefix}[{i}]{name_path}",
                 code="invalid_value",
             )
@@ -419,6 +420,19 @@ _QUERY_NAMES = (
 )
 
 
+def select_tools(tools: list[OfferedTool], tool_choice: Any) -> list[OfferedTool]:
+    """The tools the rule-based model may call under ``tool_choice`` (any API's shape)."""
+    if tool_choice == "none":
+        return []
+    name = None
+    if isinstance(tool_choice, Mapping):
+        fn = tool_choice.get("function")
+        name = fn.get("name") if isinstance(fn, Mapping) else tool_choice.get("name")
+    if name is None:
+        return tools
+    return [t for t in tools if t.name == name] or tools
+
+
 def default_turn(items: Sequence[ConvItem], tools: Sequence[OfferedTool]) -> StubTurn:
     """What the rule-based model answers when nothing is scripted (deterministic).
 
@@ -452,7 +466,9 @@ def _summarise(items: Sequence[ConvItem]) -> str:
     parts = [_summarise_one(r.text) for r in results]
     if len(parts) == 1:
         return parts[0]
-    return " ".join(f"{names.get(r.call_id, 'tool')}: {p}" for r, p in zip(results, parts))
+    return " ".join(
+        f"{names.get(r.call_id, 'tool')}: {p}" for r, p in zip(results, parts, strict=True)
+    )
 
 
 _LIST_KEYS = ("documents", "results", "data", "items", "hits", "retrievers", "collections")
@@ -462,12 +478,12 @@ _LABEL_KEYS = ("title", "name", "document_id", "id", "retriever_id", "collection
 def _label(doc: Any) -> str | None:
     if not isinstance(doc, Mapping):
         return str(doc) if doc is not None else None
-    for source in (doc, doc.get("metadata")):
-        if isinstance(source, Mapping):
-            for key in _LABEL_KEYS:
-                value = source.get(key)
-                if isinstance(value, (str, int)) and value != "":
-                    return str(value)
+    # A title anywhere beats an id: the summary is meant for people reading the test.
+    for key in _LABEL_KEYS:
+        for source in (doc, doc.get("metadata")):
+            value = source.get(key) if isinstance(source, Mapping) else None
+            if isinstance(value, (str, int)) and value != "":
+                return str(value)
     return None
 
 

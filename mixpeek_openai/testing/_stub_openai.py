@@ -219,9 +219,7 @@ class StubOpenAI:
         turn = _model.error(
             status, body, message=message, headers=headers, retry_after_ms=retry_after_ms
         )
-        self._core.add_fault(
-            status, turn.http_body, turn.http_headers, path, method, max(0, times)
-        )
+        self._core.add_fault(status, turn.http_body, turn.http_headers, path, method, max(0, times))
 
     # -- clock and runs ---------------------------------------------------
 
@@ -303,9 +301,11 @@ class StubOpenAI:
                 if raw:
                     try:
                         body = json.loads(raw)
-                    except ValueError:
+                    except ValueError as exc:
                         body = raw.decode("utf-8", "replace")
-                        raise StubAPIError(400, "We could not parse the JSON body of your request.")
+                        raise StubAPIError(
+                            400, "We could not parse the JSON body of your request."
+                        ) from exc
                 core.check_auth(request.headers)
                 fault = core.take_fault(method, path)
                 if fault is not None:

@@ -15,6 +15,7 @@ from ._stub_model import (
     StubTurn,
     check_tools,
     content_text,
+    select_tools,
 )
 
 
@@ -112,9 +113,13 @@ def _to_conv(items: Sequence[Mapping[str, Any]]) -> list[ConvItem]:
         kind = item.get("type")
         if kind == "message":
             role = item.get("role")
-            role_kind = "system" if role in ("system", "developer") else role
-            if role_kind in ("system", "user", "assistant"):
-                conv.append(ConvItem(role_kind, content_text(item.get("content"))))
+            text = content_text(item.get("content"))
+            if role in ("system", "developer"):
+                conv.append(ConvItem("system", text))
+            elif role == "user":
+                conv.append(ConvItem("user", text))
+            elif role == "assistant":
+                conv.append(ConvItem("assistant", text))
         elif kind == "function_call":
             call = StubToolCall(
                 str(item.get("name")), str(item.get("arguments", "")), str(item.get("call_id"))
@@ -197,7 +202,7 @@ def create_response(core: StubCore, req: Incoming) -> Reply:
     conv = _to_conv(context)
     if body.get("instructions"):
         conv.insert(0, ConvItem("system", str(body["instructions"])))
-    turn = core.next_turn(conv, tools)
+    turn = core.next_turn(conv, select_tools(tools, body.get("tool_choice")))
     raise_for_turn(turn, "responses")
     response = _build_response(core, body, turn, context, prev_id, conv_id)
     if body.get("store", True) is not False:
@@ -390,15 +395,16 @@ def create_conversation(core: StubCore, req: Incoming) -> Reply:
     """``POST /v1/conversations`` (optionally with initial items)."""
     body = req.obj()
     items = normalize_items(core, body.get("items"))
-    conv = {
-        "id": core.new_id("conv"),
+    conv_id = core.new_id("conv")
+    conv: dict[str, Any] = {
+        "id": conv_id,
         "object": "conversation",
         "created_at": core.now_int(),
         "metadata": body.get("metadata") or {},
     }
     with core.lock:
-        core.conversations[conv["id"]] = conv
-        core.conversation_items[conv["id"]] = items
+        core.conversations[conv_id] = conv
+        core.conversation_items[conv_id] = items
     return Reply(conv)
 
 

@@ -1,0 +1,97 @@
+"""``python -m benchmarks [--smoke] [--output DIR] [--only 1,3] [--no-profile]``.
+
+Runs every figure in this one process and writes ``RESULTS.md`` and ``results.json``.
+Without ``--output`` a full run writes into ``benchmarks/``; a smoke run then writes into
+a fresh temporary directory, so it never overwrites the committed results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks._backend import load_samples
+from benchmarks._report import Figure, Settings, write_outputs
+
+FIGURES = (
+    "fig1_dispatch",
+    "fig2_fanout",
+    "fig3_tokens",
+    "fig4_assistants",
+    "fig5_build",
+    "fig6_throughput",
+)
+HERE = Path(__file__).resolve().parent
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, no goal verdicts")
+    parser.add_argument("--output", type=Path, help="directory for RESULTS.md and results.json")
+    parser.add_argument("--only", help="comma-separated figure numbers, e.g. 1,3")
+    parser.add_argument("--no-profile", action="store_true", help="skip pyinstrument profiles")
+    return parser.parse_args(argv)
+
+
+def _failed(key: str, module: str, exc: BaseException) -> Figure:
+    return Figure(
+        key=key,
+        title=module,
+        ours="error",
+        peers="",
+        ratios="",
+        goal="",
+        met=False,
+        notes=[f"The figure raised {type(exc).__name__}: {exc}"],
+        details=traceback.format_exception_only(type(exc), exc),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks; returns the process exit code (1 if a figure raised)."""
+    args = _parse(argv)
+    settings = Settings(smoke=args.smoke, profile=not args.no_profile and not args.smoke)
+    wanted = {s.strip() for s in args.only.split(",")} if args.only else None
+    if args.output is not None:
+        out_dir = args.output
+    elif args.smoke:
+        out_dir = Path(tempfile.mkdtemp(prefix="mixpeek-openai-bench-"))
+    else:
+        out_dir = HERE
+    started = time.perf_counter()
+    samples = load_samples()
+    figures: list[Figure] = []
+    failed = False
+    for index, module_name in enumerate(FIGURES, start=1):
+        key = str(index)
+        if wanted is not None and key not in wanted:
+            continue
+        print(f"[{key}/{len(FIGURES)}] {module_name} ...", flush=True)
+        t0 = time.perf_counter()
+        try:
+            module = importlib.import_module(f"benchmarks.{module_name}")
+            figure: Figure = module.run(settings, samples)
+        except Exception as exc:
+            failed = True
+            traceback.print_exc()
+            figure = _failed(key, module_name, exc)
+        figure.seconds = time.perf_counter() - t0
+        figures.append(figure)
+        print(
+            f"    {figure.ours} | {figure.ratios} | met: {figure.verdict} ({figure.seconds:.1f} s)",
+            flush=True,
+        )
+    seconds = time.perf_counter() - started
+    for path in write_outputs(figures, out_dir, smoke=args.smoke, seconds=seconds):
+        print(f"wrote {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

