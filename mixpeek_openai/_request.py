@@ -26,7 +26,10 @@ class MixpeekRequest:
     """JSON body, or ``None`` for a GET."""
 
     idempotent: bool = True
-    """Whether sending it twice is safe; a request with a write option is not, and is never retried."""
+    """Whether sending it twice is safe.
+
+    A request with a write option is not, and is never retried.
+    """
 
     retriever_id: str | None = None
     """The retriever this request executes or describes, when there is one."""

@@ -89,6 +89,8 @@ class _Dropped(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The default backlog of 5 makes a burst of parallel clients wait for SYN retries.
+    request_queue_size = 128
 
     def __init__(self, fake: FakeMixpeek, address: tuple[str, int]) -> None:
         self.fake = fake
