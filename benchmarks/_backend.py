@@ -169,11 +169,12 @@ class InProcessBackend:
 def widen_backlog(fake: FakeMixpeek, backlog: int = 128) -> bool:
     """Give the fake's listening socket a longer accept queue; True if it could.
 
-    ``socketserver`` listens with a backlog of 5: when more connections than that arrive at
-    once (16 concurrent fetches, a few hundred conversations), the kernel drops the extra
-    SYNs and those clients stall for the 1 s TCP retransmission timeout. That measures the
-    fake's accept queue, not the code under test; a real API does not have it. Calling
-    ``listen`` again on a listening socket only changes its backlog.
+    ``socketserver`` listens with a backlog of 5 unless told otherwise: when more
+    connections than that arrive at once (16 concurrent fetches, a few hundred
+    conversations), the kernel drops the extra SYNs and those clients stall for the 1 s TCP
+    retransmission timeout. That measures the fake's accept queue, not the code under test.
+    Newer fakes set a larger queue themselves; this makes sure of it. Calling ``listen``
+    again on a listening socket only changes its backlog.
     """
     server = getattr(fake, "_server", None)
     sock = getattr(server, "socket", None)

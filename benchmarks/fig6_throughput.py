@@ -361,12 +361,14 @@ def _figure(
     heap_ratio = ours.heap_kib[large] / ours.heap_kib[small] if ours.heap_kib[small] else 1.0
     rss_ratio = (ours.peak_rss(large) / large) / max(1e-9, ours.peak_rss(small) / small)
     vs_peer = {n: rate[OURS][n].median / rate[PEER][n].median for n in sizes}
+    peer_ratio = rate[PEER][large].median / rate[PEER][small].median
     met = rate_ratio >= 0.8 and heap_ratio <= 1.25
     notes = []
     if rate_ratio < 0.8:
         notes.append(
             f"Missed: throughput at {large} is {rate_ratio:.2f}x that at {small} "
-            f"({1 - rate_ratio:.0%} lower)."
+            f"({1 - rate_ratio:.0%} lower; the peer's drops to {peer_ratio:.2f}x on the same "
+            f"stubs). At {large}, {ours.threads[large]} threads contend for the GIL."
         )
     if heap_ratio > 1.25:
         notes.append(
@@ -439,7 +441,8 @@ def _figure(
         peers=f"(b) {cell(PEER)}; (a), (c): no loop of their own",
         ratios=(
             f"ours {large}/{small}: conv/s {rate_ratio:.2f}x, heap/conv {heap_ratio:.2f}x, "
-            f"RSS/conv {rss_ratio:.2f}x; ours/(b) conv/s: {fmt_ratio(vs_peer[small])} "
+            f"RSS/conv {rss_ratio:.2f}x; (b) {large}/{small}: conv/s {peer_ratio:.2f}x; "
+            f"ours/(b) conv/s: {fmt_ratio(vs_peer[small])} "
             f"({small}), {fmt_ratio(vs_peer[large])} ({large})"
         ),
         goal=GOAL,

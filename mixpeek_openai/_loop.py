@@ -63,12 +63,14 @@ __all__ = [
     "adrive",
     "async_stream",
     "drive",
+    "first_per_call_id",
     "parse_arguments",
     "run_tools",
     "sync_stream",
 ]
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 # The header the SDK's own `.with_raw_response` sets to get headers back. We set it on the
 # *undeprecated* method because `.with_raw_response` wraps the deprecated one.
@@ -595,6 +597,23 @@ def parse_arguments(arguments: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def first_per_call_id(items: Sequence[T], call_id: Callable[[T], Any]) -> list[T]:
+    """``items`` without repeated call ids (the first of each kept, order unchanged).
+
+    The APIs never send a call id twice, but a model or proxy that does must not make the
+    loop send two answers for one id: the next request would be refused (a 400), ending
+    the conversation. The repeat's ``duplicate_call`` record stays on the result.
+    """
+    seen: set[Any] = set()
+    kept: list[T] = []
+    for item in items:
+        key = call_id(item)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
 
 
 def run_tools(

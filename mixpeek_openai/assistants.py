@@ -43,6 +43,7 @@ from ._loop import (
     ToolSet,
     Trace,
     async_stream,
+    first_per_call_id,
     run_tools,
     sync_stream,
 )
@@ -230,7 +231,10 @@ def _submit_outputs(
     kwargs: dict[str, Any] = {
         "thread_id": state.thread_id,
         "run_id": state.run_id,
-        "tool_outputs": [{"tool_call_id": r.call_id, "output": r.output} for r in results],
+        "tool_outputs": [
+            {"tool_call_id": r.call_id, "output": r.output}
+            for r in first_per_call_id(results, lambda r: r.call_id)
+        ],
     }
     state.turn += 1
     yield trace.emit(ThinkingEvent(state.turn, state.assistant_id))

@@ -31,6 +31,7 @@ from ._loop import (
     ToolSet,
     Trace,
     async_stream,
+    first_per_call_id,
     run_tools,
     sync_stream,
 )
@@ -340,14 +341,18 @@ def _chat_loop(
             # unanswered tool calls) and report the exhausted budget.
             raise MaxTurnsExceededError(max_turns, **failure_kwargs(turn))
 
-        history.append(reply.message())
         described = [
             (c["id"], c["function"]["name"], c["function"]["arguments"]) for c in reply.tool_calls
         ]
         results = yield from run_tools(trace, turn, reply.tool_calls, described)
         calls.extend(results)
+        # One tool_call and one tool message per id, even if the model repeated an id.
+        message = reply.message()
+        message["tool_calls"] = first_per_call_id(reply.tool_calls, lambda c: c["id"])
+        history.append(message)
         history.extend(
-            {"role": "tool", "tool_call_id": r.call_id, "content": r.output} for r in results
+            {"role": "tool", "tool_call_id": r.call_id, "content": r.output}
+            for r in first_per_call_id(results, lambda r: r.call_id)
         )
     raise MaxTurnsExceededError(max_turns, **failure_kwargs(max_turns))
 

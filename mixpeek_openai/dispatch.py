@@ -484,7 +484,7 @@ class Dispatcher:
                 call_id=call.call_id,
                 name=call.name,
                 arguments=draft.arguments,
-                output=scrub(output),
+                output=_fit_error_output(scrub(output), config),
                 raw=draft.raw,
                 error=error,
                 attempts=job.attempts,
@@ -553,11 +553,14 @@ class Dispatcher:
 
         def on_retry(number: int, failure: Failure, wait_s: float) -> None:
             job.last_status = failure.status
+            scrub = self._scrubber()
+            # The server's message may echo the key; scrub it before it reaches a log or event.
             error = _call_error(failure)
+            error = dataclasses.replace(error, message=scrub(error.message))
             _log.info(
                 "tool call %s (%s) attempt %d failed (%s); retrying in %.3g s",
                 call.call_id,
-                self._scrubber()(call.name),
+                scrub(call.name),
                 number,
                 error.message,
                 wait_s,
@@ -851,6 +854,34 @@ def _internal_output() -> str:
         "An internal error occurred while running this tool.",
         "Continue without this tool.",
     )
+
+
+def _fit_error_output(output: str, config: DispatchConfig) -> str:
+    """``output`` within the token budget: an error's message and hint are cut shorter
+    until it fits (search results are already shaped into the budget)."""
+    count = config.token_counter or results.default_token_counter()
+    budget = config.output_budget_tokens
+    if count(output) <= budget:
+        return output
+    try:
+        payload = json.loads(output)
+    except ValueError:
+        return output
+    error = payload.get("error") if isinstance(payload, dict) and len(payload) == 1 else None
+    if not isinstance(error, dict):
+        return output
+    type_ = results.truncate_text(str(error.get("type") or "error"), 40)
+    message = str(error.get("message") or "")
+    hint = error.get("hint")
+    hint = str(hint) if hint else None
+    limit = max(len(message), len(hint or ""))
+    while limit > 20:
+        limit //= 2
+        candidate = results.error_output(type_, message, hint, max_chars=limit)
+        if count(candidate) <= budget:
+            return candidate
+    # Smallest useful form; fits the smallest allowed budget.
+    return results.error_output(type_, message, max_chars=20)
 
 
 def _call_error(failure: Failure, *, last_status: int | None = None) -> CallError:

@@ -35,6 +35,7 @@ from ._loop import (
     ToolSet,
     Trace,
     async_stream,
+    first_per_call_id,
     run_tools,
     sync_stream,
 )
@@ -355,7 +356,7 @@ def _responses_loop(
         calls.extend(results)
         outputs = [
             {"type": "function_call_output", "call_id": r.call_id, "output": r.output}
-            for r in results
+            for r in first_per_call_id(results, lambda r: r.call_id)
         ]
         items.extend(outputs)
         pending = outputs

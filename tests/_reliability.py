@@ -216,9 +216,7 @@ def leftover_threads(baseline: set[int]) -> list[threading.Thread]:
     """Threads started since ``baseline`` (idents) that are still alive after a grace
     period, other than the fake server's own."""
     fresh = [
-        t
-        for t in threading.enumerate()
-        if t.ident not in baseline and not is_fake_server_thread(t)
+        t for t in threading.enumerate() if t.ident not in baseline and not is_fake_server_thread(t)
     ]
     for thread in fresh:
         thread.join(timeout=5)
