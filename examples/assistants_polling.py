@@ -5,7 +5,7 @@ prefer ``run_responses`` for new code. ``run_assistant`` calls the API without t
 the SDK's DeprecationWarnings, polls with an overall deadline, and submits all tool
 outputs of a step in one request.
 
-    python examples/assistants_polling.py
+Run it: ``python examples/assistants_polling.py``
 """
 
 from __future__ import annotations

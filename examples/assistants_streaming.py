@@ -4,7 +4,7 @@ With ``stream=True`` the run is followed through its event stream (no polling), 
 answer arrives as ``message`` events with ``delta=True``. The Assistants API is
 deprecated (shutdown announced for 2026-08-26): prefer the Responses API for new code.
 
-    python examples/assistants_streaming.py
+Run it: ``python examples/assistants_streaming.py``
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 deadline. Here the calls are written by hand, as a model would send them in one turn;
 ``arun_chat`` does the same for the calls the model makes.
 
-    python examples/async_fanout.py
+Run it: ``python examples/async_fanout.py``
 """
 
 from __future__ import annotations

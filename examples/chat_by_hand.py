@@ -4,7 +4,7 @@
 parallel, with retries and a deadline) and returns one ``tool`` message per call id, in
 order, ready to append to ``messages``.
 
-    python examples/chat_by_hand.py
+Run it: ``python examples/chat_by_hand.py``
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ not an input or a required input is missing). ``fields=`` picks the document fie
 model gets back (projection). With real keys, edit the model to match the inputs of your
 first ``MIXPEEK_RETRIEVERS`` retriever (``mixpeek-openai codegen ID`` writes one for you).
 
-    python examples/custom_model.py
+Run it: ``python examples/custom_model.py``
 """
 
 from __future__ import annotations

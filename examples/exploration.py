@@ -4,7 +4,7 @@
 returns a retriever's execution plan; namespace actions (``list_collections``,
 ``search_retrievers``, ``get_collection``, ...) add one tool each.
 
-    python examples/exploration.py
+Run it: ``python examples/exploration.py``
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Tool calls arrive as ``function_call`` items and go back as ``function_call_output``
 items; turns are chained with ``previous_response_id``.
 
-    python examples/responses.py
+Run it: ``python examples/responses.py``
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``run_chat``: the whole Chat Completions tool loop in one call, with live events.
 
-    python examples/run_chat.py
+Run it: ``python examples/run_chat.py``
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ prints the traceback too. Keys are never printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -169,10 +170,9 @@ def _delete_quietly(method: Any, *ids: str) -> None:
     """Call a deprecated Assistants method without its DeprecationWarning; ignore failures."""
     from mixpeek_openai._loop import _undeprecated
 
-    try:
+    # Best effort: the answer was already printed.
+    with contextlib.suppress(Exception):
         _undeprecated(method)(*ids)
-    except Exception:  # cleanup is best effort: the answer was already printed
-        pass
 
 
 def _converse(
@@ -262,7 +262,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         "  is a LOCAL STAND-IN, not a real OpenAI model: StubOpenAI's rule-based model calls\n"
         "  the first tool with your words, then summarises what it found. The openai and\n"
         "  mixpeek clients and this package run for real.\n"
-        f"  With real keys: {PROG} chat --retriever RETRIEVER_ID \"your question\"\n\n"
+        f'  With real keys: {PROG} chat --retriever RETRIEVER_ID "your question"\n\n'
     )
     out.flush()
     # Imported only now: loading the mixpeek package takes a few seconds.
