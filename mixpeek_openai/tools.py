@@ -606,7 +606,7 @@ def _with_page_size(
         )
     }
     model: type[BaseModel] = create_model(
-        inputs_model.__name__ + "Search",
+        inputs_model.__name__.removesuffix("Inputs") + "Arguments",
         __base__=inputs_model,
         __doc__=inputs_model.__doc__,
         **definitions,
