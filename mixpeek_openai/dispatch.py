@@ -10,7 +10,8 @@
 
 and returns a :class:`ToolCallResult`: the shaped ``output`` the model sees, plus the raw
 response, attempts, timings and the error, if any, for the caller. The sync path runs the
-calls of one turn on a bounded thread pool; the async path runs each in a worker thread
+calls of one turn on a bounded thread pool (a turn of one call runs in the caller's thread
+when the deadline-bounded transport is in use); the async path runs each in a worker thread
 under an ``asyncio.Semaphore``, so the event loop is never blocked (the ``mixpeek`` client
 is synchronous). Both share the same per-call function.
 
@@ -327,7 +328,12 @@ class Dispatcher:
             return []
         # Built here, in the caller's thread, so a warning about the transport is raised
         # where the caller can see (or filter) it rather than inside a worker.
-        self._get_sender(config)
+        sender = self._get_sender(config)
+        if len(jobs) == 1 and sender.mode == "deadline_transport":
+            # One call and a transport whose per-attempt timeouts end at the deadline: the
+            # caller's thread is bounded as well as a worker's wait would be, and no thread
+            # has to be started (which costs more than the whole pipeline).
+            return [self._run_job(jobs[0], config)]
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(len(jobs), config.max_concurrency), thread_name_prefix=_THREAD_PREFIX
         )
@@ -476,15 +482,19 @@ class Dispatcher:
         t0 = job.deadline.expires_at - job.deadline.seconds
         draft = _Draft()
 
-        def finish(output: str, error: CallError | None) -> ToolCallResult:
+        def finish(output: str, error: CallError | None, *, fitted: bool = False) -> ToolCallResult:
             scrub = self._scrubber()
             if error is not None:
                 error = dataclasses.replace(error, message=scrub(error.message))
+            scrubbed = scrub(output)
+            if not fitted or scrubbed != output:
+                # Shaped outputs already fit the budget; only a changed one is checked again.
+                scrubbed = _fit_error_output(scrubbed, config)
             result = ToolCallResult(
                 call_id=call.call_id,
                 name=call.name,
                 arguments=draft.arguments,
-                output=_fit_error_output(scrub(output), config),
+                output=scrubbed,
                 raw=draft.raw,
                 error=error,
                 attempts=job.attempts,
@@ -525,7 +535,7 @@ class Dispatcher:
             local = local_output(arguments)
             if local is not None:
                 draft.raw = local
-                return finish(results.shape_value(local, options), None)
+                return finish(results.shape_value(local, options), None, fitted=True)
 
         try:
             draft.request = tool.to_request(arguments)
@@ -600,8 +610,8 @@ class Dispatcher:
             error_detail = draft.raw.get("error") if isinstance(draft.raw, Mapping) else None
             if error_detail:
                 message += f": {_server_message({'error': error_detail})}"
-            return finish(output, CallError(kind="execution_failed", message=message))
-        return finish(output, None)
+            return finish(output, CallError(kind="execution_failed", message=message), fitted=True)
+        return finish(output, None, fitted=True)
 
     def _prepare(
         self, job: _Job, config: DispatchConfig
@@ -859,9 +869,8 @@ def _internal_output() -> str:
 def _fit_error_output(output: str, config: DispatchConfig) -> str:
     """``output`` within the token budget: an error's message and hint are cut shorter
     until it fits (search results are already shaped into the budget)."""
-    count = config.token_counter or results.default_token_counter()
-    budget = config.output_budget_tokens
-    if count(output) <= budget:
+    fits = results.budget_check(config.output_budget_tokens, config.token_counter)
+    if fits(output):
         return output
     try:
         payload = json.loads(output)
@@ -878,7 +887,7 @@ def _fit_error_output(output: str, config: DispatchConfig) -> str:
     while limit > 20:
         limit //= 2
         candidate = results.error_output(type_, message, hint, max_chars=limit)
-        if count(candidate) <= budget:
+        if fits(candidate):
             return candidate
     # Smallest useful form; fits the smallest allowed budget.
     return results.error_output(type_, message, max_chars=20)

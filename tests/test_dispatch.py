@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mixpeek_openai.dispatch import CallEvent, DispatchConfig, Dispatcher, ToolCallResult
-from mixpeek_openai.results import estimate_tokens
+from mixpeek_openai.results import default_token_counter
 from mixpeek_openai.retries import ManualClock, RetryPolicy
 from mixpeek_openai.testing import FakeMixpeek, Fault
 from mixpeek_openai.tools import MixpeekTools, ToolDefinition
@@ -318,7 +318,8 @@ def test_a_10mb_body_is_shaped_into_the_budget(
 
     assert result.ok
     assert len(json.dumps(result.raw)) >= 10_000_000
-    assert estimate_tokens(result.output) <= 500
+    # Counted the way the dispatcher counts by default (exact cl100k when available).
+    assert default_token_counter()(result.output) <= 500
     payload = json.loads(result.output)
     assert payload["documents"] and "debug_padding" not in result.output
 
