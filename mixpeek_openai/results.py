@@ -180,17 +180,15 @@ def default_token_counter() -> TokenCounter:
 def budget_check(budget: int, counter: TokenCounter | None = None) -> Callable[[str], bool]:
     """A test of whether a text fits ``budget`` tokens.
 
-    With a ``counter``, it alone decides. Without one, the pessimistic
-    :func:`estimate_tokens` decides when it says the text fits (as it does when tiktoken
-    is not available); the exact count (which costs far more) is taken only when the
-    estimate says it does not, so an output is not cut on the estimate's word alone.
+    With a ``counter``, it alone decides. Otherwise the exact ``cl100k_base`` count decides
+    when tiktoken and the encoding are available offline, else :func:`estimate_tokens`. A
+    text of at most ``budget`` UTF-8 bytes fits without counting: a byte-level BPE token
+    covers at least one byte, and the estimate never counts more tokens than bytes.
     """
     if counter is not None:
         return lambda text: counter(text) <= budget
-    exact = _exact_counter()
-    if exact is None:
-        return lambda text: estimate_tokens(text) <= budget
-    return lambda text: estimate_tokens(text) <= budget or exact(text) <= budget
+    count = _exact_counter() or estimate_tokens
+    return lambda text: len(text.encode("utf-8")) <= budget or count(text) <= budget
 
 
 # -- options ----------------------------------------------------------------------------------
