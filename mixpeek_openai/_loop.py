@@ -348,6 +348,45 @@ class _AsyncPerformer:
 # --- drivers ----------------------------------------------------------------------------
 
 
+class _Stepper(Generic[R]):
+    """What both drivers share: advancing the core and routing failures back into it.
+
+    Any exception while performing an effect, in ``on_event``, or thrown into the driver
+    (``close()`` included) is thrown into the core so it can clean up. Once the consumer
+    has closed the stream, cleanup effects still run but events are no longer yielded (a
+    closing generator must not yield).
+    """
+
+    def __init__(self, core: Core[R], on_event: EventHandler | None) -> None:
+        self._core = core
+        self._on_event = on_event
+        self._error: BaseException | None = None
+        self._closing = False
+        self.value: Any = None
+        """What the core receives next (the last effect's result)."""
+
+    def advance(self) -> Effect:
+        """The core's next effect; raises ``StopIteration`` carrying its result."""
+        value, error = self.value, self._error
+        self.value, self._error = None, None
+        return self._core.send(value) if error is None else self._core.throw(error)
+
+    def fail(self, exc: BaseException) -> None:
+        """Throw ``exc`` into the core at the next :meth:`advance`."""
+        self._closing = self._closing or isinstance(exc, GeneratorExit)
+        self._error = exc
+
+    def deliver(self, event: Event) -> bool:
+        """Give ``event`` to ``on_event``; whether the driver should also yield it."""
+        try:
+            if self._on_event is not None:
+                self._on_event(event)
+        except BaseException as exc:
+            self.fail(exc)
+            return False
+        return not self._closing
+
+
 def drive(
     core: Core[R],
     perform: Callable[[Effect], Any],
@@ -355,39 +394,25 @@ def drive(
 ) -> Generator[Event, None, R]:
     """Run ``core`` performing effects with ``perform``; yield its events, return its result.
 
-    Any exception while performing an effect, in ``on_event``, or thrown into this
-    generator (``close()`` included) is thrown into the core so it can clean up. Once the
-    consumer has closed the stream, cleanup effects still run but events are no longer
-    yielded (a closing generator must not yield).
+    Failures go back into the core (see :class:`_Stepper`).
     """
-    value: Any = None
-    error: BaseException | None = None
-    closing = False
+    step = _Stepper(core, on_event)
     while True:
         try:
-            effect = core.send(value) if error is None else core.throw(error)
+            effect = step.advance()
         except StopIteration as stop:
             return cast(R, stop.value)
-        value, error = None, None
         if isinstance(effect, Emit):
-            try:
-                if on_event is not None:
-                    on_event(effect.event)
-            except BaseException as exc:
-                error = exc
-                continue
-            if closing:
-                continue
-            try:
-                yield effect.event
-            except BaseException as exc:
-                closing = closing or isinstance(exc, GeneratorExit)
-                error = exc
+            if step.deliver(effect.event):
+                try:
+                    yield effect.event
+                except BaseException as exc:
+                    step.fail(exc)
             continue
         try:
-            value = perform(effect)
+            step.value = perform(effect)
         except BaseException as exc:
-            error = exc
+            step.fail(exc)
 
 
 @dataclass
@@ -407,36 +432,25 @@ async def adrive(
     ``asyncio.CancelledError`` is thrown into the core like any other failure, so an
     Assistants run is cancelled before the cancellation propagates.
     """
-    value: Any = None
-    error: BaseException | None = None
-    closing = False
+    step = _Stepper(core, on_event)
     while True:
         try:
-            effect = core.send(value) if error is None else core.throw(error)
+            effect = step.advance()
         except StopIteration as stop:
             box.value = stop.value
             box.done = True
             return
-        value, error = None, None
         if isinstance(effect, Emit):
-            try:
-                if on_event is not None:
-                    on_event(effect.event)
-            except BaseException as exc:
-                error = exc
-                continue
-            if closing:
-                continue
-            try:
-                yield effect.event
-            except BaseException as exc:
-                closing = closing or isinstance(exc, GeneratorExit)
-                error = exc
+            if step.deliver(effect.event):
+                try:
+                    yield effect.event
+                except BaseException as exc:
+                    step.fail(exc)
             continue
         try:
-            value = await perform(effect)
+            step.value = await perform(effect)
         except BaseException as exc:
-            error = exc
+            step.fail(exc)
 
 
 # --- event streams ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,15 +97,22 @@ def test_multi_turn_with_parallel_tool_calls(chat: Any, stub: StubOpenAI) -> Non
 def test_parallel_calls_of_a_turn_are_dispatched_together(
     chat: Any, stub: StubOpenAI, fake: FakeMixpeek
 ) -> None:
-    fake.set_latency(0.2, "execute")
+    stub.script(
+        stub.tool_calls([stub.call(DEMO, {"query": "a"}), stub.call(CATALOG, {"query": "b"})]),
+        stub.text("ok"),
+    )
+    results: list[ChatResult] = []
+    fake.pause("execute")
+    worker = threading.Thread(target=lambda: results.append(chat(messages=USER)))
+    worker.start()
     try:
-        stub.script(
-            stub.tool_calls([stub.call(DEMO, {"query": "a"}), stub.call(CATALOG, {"query": "b"})]),
-            stub.text("ok"),
-        )
-        chat(messages=USER)
+        # The server holds both executes at once: the turn's calls were sent together.
+        held = fake.wait_for_requests(2, "execute", in_flight=True, timeout=30)
     finally:
-        fake.set_latency(0.0, "execute")
+        fake.resume()
+        worker.join(timeout=60)
+    assert held
+    assert [r.content for r in results] == ["ok"]
     assert fake.max_overlap("execute") == 2
 
 

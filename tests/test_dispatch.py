@@ -360,10 +360,19 @@ def test_parallel_calls_overlap_on_the_server(
     run: Run, fake: FakeMixpeek, make_tools: Callable[..., MixpeekTools]
 ) -> None:
     tools = make_tools()
-    fake.set_latency(0.2, "execute")
     calls = [call(f"c{i}", {"query": f"topic {i}"}) for i in range(8)]
-
-    results = run(tools, calls)
+    outcome: list[list[ToolCallResult]] = []
+    fake.pause("execute")
+    worker = threading.Thread(target=lambda: outcome.append(run(tools, calls)))
+    worker.start()
+    try:
+        # The server holds all eight executes at once: they were sent concurrently.
+        held = fake.wait_for_requests(8, "execute", in_flight=True, timeout=30)
+    finally:
+        fake.resume()
+        worker.join(timeout=60)
+    assert held
+    [results] = outcome
 
     assert [r.call_id for r in results] == [f"c{i}" for i in range(8)]
     assert all(r.ok for r in results)
