@@ -6,6 +6,7 @@ server in ``_fake_mixpeek`` adds transport, faults and recording around it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import threading
@@ -143,6 +144,42 @@ def _trace_spans(stage: str, duration: float, exec_no: int, index: int) -> list[
     return spans
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """A read-only resource served by the generic list/get handlers."""
+
+    singular: str
+    id_param: str
+    name_field: str
+    request_model: Any
+    items: Callable[[SampleNamespace], list[dict[str, Any]]]
+
+
+_LISTED: dict[str, _Listed] = {
+    "collections": _Listed(
+        "collection",
+        "collection_id",
+        "collection_name",
+        _models.ListCollectionsRequest,
+        lambda data: data.collections,
+    ),
+    "taxonomies": _Listed(
+        "taxonomy",
+        "taxonomy_id",
+        "taxonomy_name",
+        _models.ListTaxonomiesRequest,
+        lambda data: data.taxonomies,
+    ),
+    "clusters": _Listed(
+        "cluster",
+        "cluster_id",
+        "cluster_name",
+        _models.ListClustersRequest,
+        lambda data: data.clusters,
+    ),
+}
+
+
 class FakeApi:
     """The fake API's behaviour over a :class:`SampleNamespace`."""
 
@@ -157,12 +194,12 @@ class FakeApi:
             "execute": self._execute,
             "execute_batch": self._execute_batch,
             "explain": self._explain,
-            "list_collections": self._list_collections,
-            "get_collection": self._get_collection,
-            "list_taxonomies": self._list_taxonomies,
-            "get_taxonomy": self._get_taxonomy,
-            "list_clusters": self._list_clusters,
-            "get_cluster": self._get_cluster,
+            "list_collections": functools.partial(self._list_resource, "collections"),
+            "get_collection": functools.partial(self._get_resource, "collections"),
+            "list_taxonomies": functools.partial(self._list_resource, "taxonomies"),
+            "get_taxonomy": functools.partial(self._get_resource, "taxonomies"),
+            "list_clusters": functools.partial(self._list_resource, "clusters"),
+            "get_cluster": functools.partial(self._get_resource, "clusters"),
             "list_objects": self._list_objects,
             "get_object": self._get_object,
             "list_documents": self._list_documents,
@@ -295,53 +332,33 @@ class FakeApi:
 
     # --- collections, taxonomies, clusters, objects, documents ----------------------
 
-    def _list_collections(self, *, query: Mapping[str, list[str]], body: Any, **_: Any) -> Reply:
-        request, errors = self._list_request(_models.ListCollectionsRequest, body)
+    def _list_resource(
+        self,
+        kind: str,
+        *,
+        query: Mapping[str, list[str]],
+        body: Any,
+        **_: Any,
+    ) -> Reply:
+        """``POST /v1/{kind}/list`` for collections, taxonomies and clusters."""
+        resource = _LISTED[kind]
+        request, errors = self._list_request(resource.request_model, body)
         if errors:
             return _invalid(errors)
         items = self._search(
-            self.data.collections, request.get("search"), ("collection_name", "description")
+            resource.items(self.data), request.get("search"), (resource.name_field, "description")
         )
-        page, pagination, problem = self._page(items, query, "collections", request)
+        page, pagination, problem = self._page(items, query, kind, request)
         if problem:
             return problem
         return 200, {"results": page, "pagination": pagination, "total_count": len(items)}
 
-    def _get_collection(self, *, params: Mapping[str, str], **_: Any) -> Reply:
-        found = self._find(self.data.collections, params["collection_id"], "collection")
-        return (200, found) if found else _not_found("collection", params["collection_id"])
-
-    def _list_taxonomies(self, *, query: Mapping[str, list[str]], body: Any, **_: Any) -> Reply:
-        request, errors = self._list_request(_models.ListTaxonomiesRequest, body)
-        if errors:
-            return _invalid(errors)
-        items = self._search(
-            self.data.taxonomies, request.get("search"), ("taxonomy_name", "description")
-        )
-        page, pagination, problem = self._page(items, query, "taxonomies", request)
-        if problem:
-            return problem
-        return 200, {"results": page, "pagination": pagination, "total_count": len(items)}
-
-    def _get_taxonomy(self, *, params: Mapping[str, str], **_: Any) -> Reply:
-        found = self._find(self.data.taxonomies, params["taxonomy_id"], "taxonomy")
-        return (200, found) if found else _not_found("taxonomy", params["taxonomy_id"])
-
-    def _list_clusters(self, *, query: Mapping[str, list[str]], body: Any, **_: Any) -> Reply:
-        request, errors = self._list_request(_models.ListClustersRequest, body)
-        if errors:
-            return _invalid(errors)
-        items = self._search(
-            self.data.clusters, request.get("search"), ("cluster_name", "description")
-        )
-        page, pagination, problem = self._page(items, query, "clusters", request)
-        if problem:
-            return problem
-        return 200, {"results": page, "pagination": pagination, "total_count": len(items)}
-
-    def _get_cluster(self, *, params: Mapping[str, str], **_: Any) -> Reply:
-        found = self._find(self.data.clusters, params["cluster_id"], "cluster")
-        return (200, found) if found else _not_found("cluster", params["cluster_id"])
+    def _get_resource(self, kind: str, *, params: Mapping[str, str], **_: Any) -> Reply:
+        """``GET /v1/{kind}/{id}`` for collections, taxonomies and clusters."""
+        resource = _LISTED[kind]
+        key = params[resource.id_param]
+        found = self._find(resource.items(self.data), key, resource.singular)
+        return (200, found) if found else _not_found(resource.singular, key)
 
     def _bucket(self, key: str) -> dict[str, Any] | None:
         return next(
