@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -57,17 +56,6 @@ class FakeClock:
 
     async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeMixpeek]:
-    with FakeMixpeek() as server:
-        yield server
-
-
-@pytest.fixture
-def tools(fake: FakeMixpeek) -> MixpeekTools:
-    return MixpeekTools.from_retrievers(fake.client(), ["ret_product_demos", "ret_catalog"])
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,23 +23,6 @@ from mixpeek_openai.tools import MixpeekTools
 DEMO = "search_product_demo"
 CATALOG = "search_catalog"
 USER = [{"role": "user", "content": "How do I set up SSO?"}]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeMixpeek]:
-    with FakeMixpeek() as server:
-        yield server
-
-
-@pytest.fixture
-def tools(fake: FakeMixpeek) -> MixpeekTools:
-    fake.clear_requests()
-    return MixpeekTools.from_retrievers(fake.client(), ["ret_product_demos", "ret_catalog"])
-
-
-@pytest.fixture
-def stub() -> StubOpenAI:
-    return StubOpenAI()
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,22 +25,6 @@ from mixpeek_openai.tools import MixpeekTools
 
 DEMO = "search_product_demo"
 USER = [{"role": "user", "content": "sso setup"}]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeMixpeek]:
-    with FakeMixpeek() as server:
-        yield server
-
-
-@pytest.fixture
-def tools(fake: FakeMixpeek) -> MixpeekTools:
-    return MixpeekTools.from_retrievers(fake.client(), ["ret_product_demos", "ret_catalog"])
-
-
-@pytest.fixture
-def stub() -> StubOpenAI:
-    return StubOpenAI()
 
 
 class Clock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,28 +15,12 @@ from mixpeek_openai.errors import (
 )
 from mixpeek_openai.events import Event, Usage
 from mixpeek_openai.responses import ResponsesResult, arun_responses, run_responses
-from mixpeek_openai.testing import FakeMixpeek, StubOpenAI
+from mixpeek_openai.testing import StubOpenAI
 from mixpeek_openai.tools import MixpeekTools
 
 DEMO = "search_product_demo"
 CATALOG = "search_catalog"
 QUESTION = "How do I set up SSO?"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeMixpeek]:
-    with FakeMixpeek() as server:
-        yield server
-
-
-@pytest.fixture
-def tools(fake: FakeMixpeek) -> MixpeekTools:
-    return MixpeekTools.from_retrievers(fake.client(), ["ret_product_demos", "ret_catalog"])
-
-
-@pytest.fixture
-def stub() -> StubOpenAI:
-    return StubOpenAI()
 
 
 @pytest.fixture(params=["sync", "async"])
