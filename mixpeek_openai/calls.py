@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -178,9 +178,19 @@ def normalize_calls(calls: Any, *, style: CallStyle | None = None) -> list[ToolC
     return result
 
 
-def format_output(call_id: str, output: str, style: CallStyle) -> dict[str, Any]:
-    """The answer to one call in the shape its API expects."""
+def format_output(
+    call_id: str, output: str, style: CallStyle, *, images: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The answer to one call in the shape its API expects.
+
+    ``images`` (Responses only: Chat ``tool`` messages and Assistants outputs take text)
+    are sent as low-detail ``input_image`` parts after the text.
+    """
     if style == "responses":
+        if images:
+            parts: list[dict[str, Any]] = [{"type": "input_text", "text": output}]
+            parts += [{"type": "input_image", "image_url": u, "detail": "low"} for u in images]
+            return {"type": "function_call_output", "call_id": call_id, "output": parts}
         return {"type": "function_call_output", "call_id": call_id, "output": output}
     if style == "assistants":
         return {"tool_call_id": call_id, "output": output}

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pydantic
 
-from mixpeek_openai import results
+from mixpeek_openai import results, tracing
 from mixpeek_openai._request import MixpeekRequest
 from mixpeek_openai._transport import Sender
 from mixpeek_openai.calls import CallStyle, ToolCall, format_output, normalize_calls
@@ -157,6 +157,8 @@ class ToolCallResult:
     """The request built from the arguments, when one was built."""
     style: CallStyle = "chat"
     """The API the call came from (decides the shape of :meth:`as_output`)."""
+    images: tuple[str, ...] = ()
+    """Image URLs sent with the output as ``input_image`` parts (Responses only)."""
 
     @property
     def ok(self) -> bool:
@@ -165,7 +167,7 @@ class ToolCallResult:
 
     def as_output(self) -> dict[str, Any]:
         """The answer in the shape its API expects (tool message / tool output / item)."""
-        return format_output(self.call_id, self.output, self.style)
+        return format_output(self.call_id, self.output, self.style, images=self.images)
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,7 @@ class _Draft:
     arguments: dict[str, Any] | None = None
     request: MixpeekRequest | None = None
     raw: Any = None
+    images: tuple[str, ...] = ()
 
 
 class _ModelMistake(Exception):
@@ -502,8 +505,10 @@ class Dispatcher:
                 duration_s=max(0.0, clock() - t0),
                 request=draft.request,
                 style=call.style,
+                images=draft.images if error is None else (),
             )
             if job.claim():
+                trace.end(result)
                 self._log_result(result)
                 self._emit(
                     config,
@@ -515,6 +520,13 @@ class Dispatcher:
             return result
 
         self._emit(config, job, "started", elapsed=max(0.0, clock() - t0))
+        known = self._definitions().get(call.name)
+        trace = tracing.start_call(
+            call_id=call.call_id,
+            name=call.name,
+            retriever_id=getattr(known, "retriever_id", None),
+            kind=str(getattr(known, "kind", "unknown")),
+        )
         try:
             tool, draft.arguments, arguments = self._prepare(job, config)
         except _ModelMistake as mistake:
@@ -529,7 +541,16 @@ class Dispatcher:
             score_digits=config.score_digits,
             projection=getattr(tool, "projection", None),
             count_tokens=config.token_counter,
+            layout=getattr(tool, "layout", "columns"),
+            images=getattr(tool, "images", 0) if call.style == "responses" else 0,
         )
+        function = getattr(tool, "function", None)
+        if callable(function):
+            value = function(**{k: getattr(arguments, k) for k in type(arguments).model_fields})
+            if asyncio.iscoroutine(value):
+                value = asyncio.run(value)
+            draft.raw = value
+            return finish(results.shape_value(value, options), None, fitted=True)
         local_output = getattr(tool, "local_output", None)
         if callable(local_output):
             local = local_output(arguments)
@@ -575,6 +596,7 @@ class Dispatcher:
                 error.message,
                 wait_s,
             )
+            trace.retried(number, error, wait_s)
             self._emit(
                 config,
                 job,
@@ -602,6 +624,8 @@ class Dispatcher:
         kind = getattr(tool, "kind", "search")
         if kind == "search":
             output = results.shape_search(draft.raw, options)
+            if options.images:
+                draft.images = tuple(results.search_images(draft.raw, options))
         else:
             output = results.shape_value(draft.raw, options)
         status = draft.raw.get("status") if isinstance(draft.raw, Mapping) else None

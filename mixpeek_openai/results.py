@@ -208,6 +208,16 @@ class ShapeOptions:
     """Dotted paths kept per document (``None`` = :data:`DEFAULT_FIELDS`)."""
     count_tokens: TokenCounter | None = None
     """Token counter (``None`` = :func:`default_token_counter`)."""
+    query: str | None = None
+    """The text the model searched for (excerpts are taken around its words)."""
+    layout: str = "columns"
+    """``columns`` (shared column names, one row per document) or ``objects``."""
+    offset: int = 0
+    """How many documents precede this page (the offset the model asked for)."""
+    offset_field: str | None = None
+    """The search tool's paging argument, named in the "more results" note."""
+    images: int = 0
+    """How many top documents' images the caller wants (see :func:`search_images`)."""
 
     def counter(self) -> TokenCounter:
         """The token counter in effect."""
@@ -216,6 +226,11 @@ class ShapeOptions:
     def fits(self) -> Callable[[str], bool]:
         """The budget test in effect (see :func:`budget_check`)."""
         return budget_check(self.budget_tokens, self.count_tokens)
+
+
+def search_images(raw: Any, options: ShapeOptions) -> list[str]:
+    """URLs of up to ``options.images`` top documents' images, for image parts."""
+    return []
 
 
 def error_output(type: str, message: str, hint: str | None = None, *, max_chars: int = 800) -> str:

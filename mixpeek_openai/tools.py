@@ -71,7 +71,7 @@ __all__ = [
     "ToolDefinition",
 ]
 
-ToolKind = Literal["search", "describe", "explain", "action"]
+ToolKind = Literal["search", "describe", "explain", "action", "function"]
 
 NAMESPACE_ACTIONS: tuple[str, ...] = (
     "search_retrievers",
@@ -175,6 +175,17 @@ class ToolDefinition:
 
     local_answer: Callable[[BaseModel], Any] | None = field(default=None, repr=False, compare=False)
     """Answers without any request (``describe`` tools); see :meth:`local_output`."""
+
+    function: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    """For ``function`` tools: the Python function (sync or async) the dispatcher calls
+    with the validated arguments as keyword arguments; its return value is the result."""
+
+    layout: Literal["columns", "objects"] = "columns"
+    """How search results are laid out for the model: one row per document under shared
+    column names (``columns``), or one object per document (``objects``)."""
+
+    images: int = 0
+    """How many top documents' thumbnails go to the model as images (Responses only)."""
 
     _schemas: dict[bool, dict[str, Any]] = field(
         default_factory=dict, repr=False, compare=False, init=False
@@ -1249,6 +1260,13 @@ class MixpeekTools:
     ) -> list[dict[str, Any]]:
         """Async :meth:`handle` (same core)."""
         return await self._get_dispatcher().ahandle(tool_calls, style=style)
+
+    def as_agents_tools(self, **options: Any) -> list[Any]:
+        """The tools as openai-agents ``FunctionTool`` objects that run this dispatcher
+        (needs the ``agents`` extra); see :func:`mixpeek_openai.agents.as_agents_tools`."""
+        from mixpeek_openai.agents import as_agents_tools
+
+        return as_agents_tools(self, **options)
 
     def __repr__(self) -> str:
         """API root, namespace and tool names (never the API key)."""
