@@ -1,4 +1,4 @@
-"""The one data shape passed from a tool definition to the dispatcher.
+"""The one data shape passed from a tool definition to the transport.
 
 A tool turns the model's validated arguments into a :class:`MixpeekRequest`; the
 dispatcher sends it (with retries and a deadline) and shapes what comes back. Keeping
@@ -8,8 +8,11 @@ and tests can assert on exactly what would be sent.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+__all__ = ["MixpeekRequest"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,8 @@ class MixpeekRequest:
     """HTTP method."""
 
     path: str
-    """Path below the API's ``/v1`` root, e.g. ``/retrievers/ret_1/execute``."""
+    """Path below the API's ``/v1`` root, e.g. ``/retrievers/ret_1/execute`` (already
+    percent-encoded; may carry a query string)."""
 
     body: dict[str, Any] | None = None
     """JSON body, or ``None`` for a GET."""
@@ -36,3 +40,9 @@ class MixpeekRequest:
 
     labels: dict[str, str] = field(default_factory=dict)
     """Free-form labels for logs and records (never secrets)."""
+
+    def encoded_body(self) -> bytes | None:
+        """The body as compact UTF-8 JSON, or ``None`` when there is none."""
+        if self.body is None:
+            return None
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

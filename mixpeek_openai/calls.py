@@ -11,21 +11,49 @@
   ``response`` itself (only its ``function_call`` items are taken).
 
 :func:`format_output` shapes one answer back: a Chat ``tool`` message, an Assistants
-``tool_outputs`` entry, or a Responses ``function_call_output`` item.
+``tool_outputs`` entry, or a Responses ``function_call_output`` item. What came of a call
+is a :class:`ToolCallResult` (with a :class:`CallError` when it failed); its progress is
+reported as :class:`CallEvent` objects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from mixpeek_openai._request import MixpeekRequest
 from mixpeek_openai.errors import ConfigurationError
 
-__all__ = ["CallStyle", "ToolCall", "format_output", "format_outputs", "normalize_calls"]
+__all__ = [
+    "CallError",
+    "CallEvent",
+    "CallStyle",
+    "ErrorKind",
+    "ToolCall",
+    "ToolCallResult",
+    "format_output",
+    "format_outputs",
+    "normalize_calls",
+]
 
 CallStyle: TypeAlias = Literal["chat", "assistants", "responses"]
 """Which OpenAI API a call came from, and so which shape its output takes."""
+
+ErrorKind = Literal[
+    "invalid_arguments",
+    "unknown_tool",
+    "duplicate_call",
+    "http_error",
+    "connection_error",
+    "timeout",
+    "deadline_exceeded",
+    "invalid_response",
+    "response_too_large",
+    "execution_failed",
+    "internal_error",
+]
+"""Why a tool call did not produce a clean result (``CallError.kind``)."""
 
 
 @dataclass(frozen=True)
@@ -200,3 +228,84 @@ def format_output(
 def format_outputs(calls: Iterable[ToolCall], outputs: Iterable[str]) -> list[dict[str, Any]]:
     """:func:`format_output` for each call and its output, pairwise."""
     return [format_output(c.call_id, o, c.style) for c, o in zip(calls, outputs, strict=True)]
+
+
+# -- what came of a call --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallError:
+    """Why a tool call did not produce a clean result."""
+
+    kind: ErrorKind
+    """Category: ``invalid_arguments``, ``unknown_tool``, ``duplicate_call``, ``http_error``,
+    ``connection_error``, ``timeout``, ``deadline_exceeded``, ``invalid_response``,
+    ``response_too_large``, ``execution_failed`` or ``internal_error``."""
+    message: str
+    """What happened, for logs and the caller (no secrets)."""
+    status: int | None = None
+    """The last HTTP status seen, if any."""
+    retryable: bool = False
+    """Whether trying again later could help."""
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A step in the life of one tool call, for ``DispatchConfig.on_call_event``."""
+
+    kind: Literal["started", "retried", "finished", "failed"]
+    """``started``; ``retried`` (an attempt failed and another follows after ``wait_s``);
+    ``finished`` (an output was produced without error); ``failed`` (an error output)."""
+    call_id: str
+    """The call's id."""
+    name: str
+    """The tool name the model called."""
+    attempt: int
+    """Attempts made so far (0 before anything was sent)."""
+    elapsed_s: float
+    """Seconds since the call was dispatched."""
+    error: CallError | None = None
+    """The failure, for ``retried`` (the attempt's) and ``failed`` (the final one)."""
+    wait_s: float | None = None
+    """For ``retried``: the wait before the next attempt."""
+
+
+@dataclass(frozen=True)
+class ToolCallResult:
+    """What happened to one tool call. Only :attr:`output` goes to the model."""
+
+    call_id: str
+    """The call's id."""
+    name: str
+    """The tool name the model called."""
+    arguments: dict[str, Any] | None
+    """The arguments as the model sent them, when they were a JSON object."""
+    output: str
+    """The text the model sees (compact JSON)."""
+    raw: Any = field(default=None, repr=False)
+    """The response (secrets removed), the function's return value, or ``None``."""
+    error: CallError | None = None
+    """Why the call did not produce a clean result, or ``None``."""
+    attempts: int = 0
+    """Requests sent (0 when nothing was sent)."""
+    started_at: float = 0.0
+    """Wall-clock time (``time.time()``) when the call was dispatched."""
+    duration_s: float = 0.0
+    """Seconds from dispatch to the output."""
+    request: MixpeekRequest | None = None
+    """The request built from the arguments, when one was built."""
+    style: CallStyle = "chat"
+    """The API the call came from (decides the shape of :meth:`as_output`)."""
+    images: tuple[str, ...] = ()
+    """Image URLs sent with the output as ``input_image`` parts (Responses only)."""
+    cached: bool = False
+    """Whether the answer came from the tool set's search cache (nothing was sent)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call produced a clean result."""
+        return self.error is None
+
+    def as_output(self) -> dict[str, Any]:
+        """The answer in the shape its API expects (tool message / tool output / item)."""
+        return format_output(self.call_id, self.output, self.style, images=self.images)

@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "ConfigurationError",
     "MixpeekOpenAIError",
+    "MixpeekRequestError",
     "MixpeekSchemaWarning",
     "RetrieverNotFoundError",
     "SchemaMismatchError",
@@ -50,12 +51,31 @@ class SchemaMismatchError(ConfigurationError):
         super().__init__(message)
 
 
+class MixpeekRequestError(MixpeekOpenAIError):
+    """A request the application made (fetching retriever definitions, listing a
+    namespace) failed. Tool calls never raise this: their failures become outputs.
+
+    ``status`` is the HTTP status (``None`` when no response arrived) and ``kind`` the
+    category (``http_error``, ``connection_error``, ``timeout``, ``deadline_exceeded``,
+    ``invalid_response``, ...). The message holds the server's own words with the API
+    key removed; the original exception is deliberately not chained (it could hold it).
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, kind: str = "http_error"
+    ) -> None:
+        self.status = status
+        self.kind = kind
+        super().__init__(message)
+
+
 class RetrieverNotFoundError(ConfigurationError):
     """A retriever id given to the tool set does not exist in the namespace."""
 
     def __init__(self, retriever_id: str, detail: Any = None) -> None:
         self.retriever_id = retriever_id
         self.detail = detail
+        """The server's (scrubbed) explanation, when it gave one."""
         super().__init__(
             f"Retriever {retriever_id!r} was not found in this namespace. "
             "Check the id (or name) and the client's namespace."

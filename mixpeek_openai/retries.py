@@ -1,11 +1,12 @@
 """The one retry layer: which failures are retried, how long to wait, when to give up.
 
-Every request a tool call sends goes through :meth:`RetryPolicy.call`, built on
-`tenacity <https://tenacity.readthedocs.io>`_: the policy supplies tenacity ``retry``,
-``wait`` and ``stop`` strategies and tenacity runs the loop. Nothing underneath retries on
-its own (the transport disables urllib3's retries and stops the ``mixpeek`` client from
-sleeping on 429/503, see :mod:`mixpeek_openai._transport`), so the attempt count a caller
-sees is the number of requests the server saw.
+Every request a tool call sends goes through :meth:`RetryPolicy.call` (sync) or
+:meth:`RetryPolicy.acall` (async), built on `tenacity <https://tenacity.readthedocs.io>`_:
+the policy supplies tenacity ``retry``, ``wait`` and ``stop`` strategies, shared by both,
+and tenacity's ``Retrying`` / ``AsyncRetrying`` runs the loop. Nothing underneath retries
+on its own (the transport sends each attempt exactly once, see
+:mod:`mixpeek_openai._transport`), so the attempt count a caller sees is the number of
+requests the server saw.
 
 What is retried (by default):
 
@@ -22,7 +23,8 @@ exponential backoff with jitter. When the next wait would run past the call's
 :class:`Deadline`, the layer gives up at once instead of sleeping for nothing.
 
 Sleeping and the clock are injectable (``sleep=``, ``clock=``), so tests can observe the
-waits without really waiting::
+waits without really waiting (the async loop awaits ``asyncio.sleep`` unless a ``sleep``
+is injected, which it then calls)::
 
     clock = ManualClock()
     policy = RetryPolicy(sleep=clock.sleep, clock=clock.now)
@@ -30,21 +32,30 @@ waits without really waiting::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.utils
-import json
 import random
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
 import tenacity
-import urllib3.exceptions
 
-from mixpeek_openai._transport import DeadlineReached, ResponseTooLarge, StatusError
+from mixpeek_openai._deadline import Deadline, ManualClock
+from mixpeek_openai._decode import BadJSON, decode_body
+from mixpeek_openai._http11 import ProtocolViolation, ResponseTooLarge
+from mixpeek_openai._transport import (
+    Cancelled,
+    ConnectFailed,
+    ConnectionDropped,
+    DeadlineReached,
+    ReadTimedOut,
+    Response,
+)
+from mixpeek_openai.calls import ErrorKind
 from mixpeek_openai.errors import ConfigurationError
 
 __all__ = [
@@ -52,9 +63,11 @@ __all__ = [
     "Deadline",
     "ErrorKind",
     "Failure",
+    "InvalidBody",
     "ManualClock",
     "RetryOutcome",
     "RetryPolicy",
+    "StatusFailure",
     "classify_exception",
 ]
 
@@ -62,77 +75,6 @@ T = TypeVar("T")
 
 DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 """HTTP statuses retried by default."""
-
-ErrorKind = Literal[
-    "invalid_arguments",
-    "unknown_tool",
-    "duplicate_call",
-    "http_error",
-    "connection_error",
-    "timeout",
-    "deadline_exceeded",
-    "invalid_response",
-    "response_too_large",
-    "execution_failed",
-    "internal_error",
-]
-"""Why a tool call did not produce a clean result (``CallError.kind``)."""
-
-
-class Deadline:
-    """A point in time after which a tool call must stop trying.
-
-    Created per tool call from ``DispatchConfig.deadline_s``; the retry layer gives up when
-    the next wait would pass it, and the transport bounds each attempt's timeouts by
-    :meth:`remaining`.
-    """
-
-    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        """Start a deadline ``seconds`` from now, measured with ``clock``."""
-        self.seconds = float(seconds)
-        self._clock = clock
-        self.expires_at = clock() + self.seconds
-
-    def remaining(self) -> float:
-        """Seconds left (never negative)."""
-        return max(0.0, self.expires_at - self._clock())
-
-    def expired(self) -> bool:
-        """Whether no time is left."""
-        return self.remaining() <= 0.0
-
-    def __repr__(self) -> str:
-        return f"Deadline(seconds={self.seconds:g}, remaining={self.remaining():.3f})"
-
-
-class ManualClock:
-    """A clock that only moves when told to: pass ``sleep=clock.sleep, clock=clock.now``.
-
-    ``sleeps`` records every wait asked for, so a test can assert that a ``Retry-After: 1``
-    was honoured as a one-second wait without spending the second. Thread-safe enough for
-    the dispatcher's worker threads.
-    """
-
-    def __init__(self, start: float = 1000.0) -> None:
-        """Start the clock at ``start`` seconds."""
-        self._now = float(start)
-        self._lock = threading.Lock()
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        """The current time in seconds."""
-        return self._now
-
-    def sleep(self, seconds: float) -> None:
-        """Record the wait and move the clock forward by it (without blocking)."""
-        with self._lock:
-            self.sleeps.append(float(seconds))
-            self._now += max(0.0, float(seconds))
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward without recording a sleep."""
-        with self._lock:
-            self._now += seconds
 
 
 @dataclass(frozen=True)
@@ -277,7 +219,7 @@ class RetryPolicy:
         (``tenacity.Retrying(**policy.tenacity_kwargs())(fn)``). Failures are classified
         with :func:`classify_exception`.
         """
-        plan = _Plan(self, deadline, idempotent)
+        plan = _Plan(self, deadline or Deadline(float("inf")), idempotent)
         kwargs: dict[str, Any] = {
             "retry": plan.retry,
             "wait": plan.wait,
@@ -296,67 +238,55 @@ class RetryPolicy:
         deadline: Deadline,
         idempotent: bool = True,
         on_retry: Callable[[int, Failure, float], None] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> RetryOutcome[T]:
         """Run ``fn`` under this policy until it returns, fails for good, or the deadline.
 
-        Never raises for failures of ``fn`` (``KeyboardInterrupt`` and friends pass
-        through): the outcome says what happened. ``on_retry(attempt, failure, wait_s)``
-        is called before each wait.
+        Never raises for failures of ``fn`` (``KeyboardInterrupt``, cancellation and
+        friends pass through): the outcome says what happened. ``on_retry(attempt,
+        failure, wait_s)`` is called before each wait. ``sleep`` replaces ``time.sleep``
+        (not an injected sleep) for the waits, e.g. with one that a cancellation ends.
         """
-        plan = _Plan(self, deadline, idempotent)
+        plan = _Plan(self, deadline, idempotent, on_retry)
+        waiter = sleep if sleep is not None and self.sleep is time.sleep else self.sleep
+        retrying = tenacity.Retrying(sleep=waiter, **plan.strategies())
+        try:
+            value = retrying(plan.guard(fn))
+        except Exception as exc:
+            return plan.failed(exc)
+        return plan.succeeded(value)
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            if on_retry is None:
-                return
-            exc = _exception_of(state)
-            failure = plan.classify(exc) if exc is not None else _internal("no exception")
-            on_retry(state.attempt_number, failure, plan.planned_wait(state))
+    async def acall(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        deadline: Deadline,
+        idempotent: bool = True,
+        on_retry: Callable[[int, Failure, float], None] | None = None,
+    ) -> RetryOutcome[T]:
+        """:meth:`call` for a coroutine function: the same decisions, awaited waits."""
+        plan = _Plan(self, deadline, idempotent, on_retry)
+        retrying = tenacity.AsyncRetrying(sleep=self._async_sleep(), **plan.strategies())
+        guarded = plan.guard(fn)
 
-        retrying = tenacity.Retrying(
-            retry=plan.retry,
-            wait=plan.wait,
-            stop=plan.stop,
-            sleep=self.sleep,
-            reraise=True,
-            before_sleep=before_sleep,
-        )
-        attempts = 0
-
-        def attempt() -> T:
-            nonlocal attempts
-            attempts += 1
-            if deadline.expired():
-                raise DeadlineReached("the call's deadline passed before this attempt")
-            return fn()
+        async def attempt() -> T:
+            return await guarded()
 
         try:
-            value = retrying(attempt)
+            value: T = await retrying(attempt)
         except Exception as exc:
-            failure = plan.classify(exc)
-            if plan.stopped_by is not None:
-                gave_up: Literal["not_retryable", "max_attempts", "deadline"] = plan.stopped_by
-            else:
-                gave_up = "deadline" if failure.kind == "deadline_exceeded" else "not_retryable"
-            if gave_up == "deadline" or (
-                failure.kind in ("timeout", "connection_error") and deadline.expired()
-            ):
-                gave_up = "deadline"
-                failure = dataclasses.replace(
-                    failure,
-                    kind="deadline_exceeded",
-                    message=(
-                        f"no answer within the {deadline.seconds:g} s deadline "
-                        f"(last problem: {failure.message})"
-                        if failure.kind != "deadline_exceeded"
-                        else failure.message
-                    ),
-                )
-            return RetryOutcome(
-                value=None, failure=failure, exception=exc, attempts=attempts, gave_up=gave_up
-            )
-        return RetryOutcome(
-            value=value, failure=None, exception=None, attempts=attempts, gave_up="success"
-        )
+            return plan.failed(exc)
+        return plan.succeeded(value)
+
+    def _async_sleep(self) -> Callable[[float], Awaitable[None]]:
+        if self.sleep is time.sleep:
+            return asyncio.sleep
+        sleep = self.sleep
+
+        async def injected(seconds: float) -> None:
+            sleep(seconds)
+
+        return injected
 
 
 def _exception_of(state: tenacity.RetryCallState) -> BaseException | None:
@@ -375,16 +305,80 @@ class _Plan:
 
     The next wait is computed once per attempt and reused by both ``stop`` (to give up
     when it would pass the deadline) and ``wait``; tenacity versions differ in which of
-    the two they ask first, and jitter must not make them disagree.
+    the two they ask first, and jitter must not make them disagree. The sync and async
+    loops use the same plan; only tenacity's driver differs.
     """
 
-    def __init__(self, policy: RetryPolicy, deadline: Deadline | None, idempotent: bool) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        deadline: Deadline,
+        idempotent: bool,
+        on_retry: Callable[[int, Failure, float], None] | None = None,
+    ) -> None:
         self.policy = policy
         self.deadline = deadline
         self.idempotent = idempotent
+        self.on_retry = on_retry
+        self.attempts = 0
         self.stopped_by: Literal["max_attempts", "deadline"] | None = None
         self._waits: dict[int, float] = {}
         self._classified: dict[int, Failure] = {}
+
+    def strategies(self) -> dict[str, Any]:
+        return {
+            "retry": self.retry,
+            "wait": self.wait,
+            "stop": self.stop,
+            "reraise": True,
+            "before_sleep": self.before_sleep,
+        }
+
+    def guard(self, fn: Callable[[], T]) -> Callable[[], T]:
+        """``fn``, counted, and refused once the deadline has passed."""
+
+        def attempt() -> T:
+            self.attempts += 1
+            if self.deadline.expired():
+                raise DeadlineReached("the call's deadline passed before this attempt", sent=False)
+            return fn()
+
+        return attempt
+
+    def before_sleep(self, state: tenacity.RetryCallState) -> None:
+        if self.on_retry is None:
+            return
+        exc = _exception_of(state)
+        failure = self.classify(exc) if exc is not None else _internal("no exception")
+        self.on_retry(state.attempt_number, failure, self.planned_wait(state))
+
+    def succeeded(self, value: T) -> RetryOutcome[T]:
+        return RetryOutcome(
+            value=value, failure=None, exception=None, attempts=self.attempts, gave_up="success"
+        )
+
+    def failed(self, exc: Exception) -> RetryOutcome[Any]:
+        failure = self.classify(exc)
+        if self.stopped_by is not None:
+            gave_up: Literal["not_retryable", "max_attempts", "deadline"] = self.stopped_by
+        else:
+            gave_up = "deadline" if failure.kind == "deadline_exceeded" else "not_retryable"
+        if gave_up == "deadline" or (
+            failure.kind in ("timeout", "connection_error") and self.deadline.expired()
+        ):
+            gave_up = "deadline"
+            if failure.kind != "deadline_exceeded":
+                failure = dataclasses.replace(
+                    failure,
+                    kind="deadline_exceeded",
+                    message=(
+                        f"no answer within the {self.deadline.seconds:g} s deadline "
+                        f"(last problem: {failure.message})"
+                    ),
+                )
+        return RetryOutcome(
+            value=None, failure=failure, exception=exc, attempts=self.attempts, gave_up=gave_up
+        )
 
     def classify(self, exc: BaseException) -> Failure:
         key = id(exc)
@@ -415,7 +409,7 @@ class _Plan:
         if state.attempt_number >= self.policy.max_attempts:
             self.stopped_by = "max_attempts"
             return True
-        if self.deadline is not None and self.deadline.remaining() <= self.planned_wait(state):
+        if self.deadline.remaining() <= self.planned_wait(state):
             self.stopped_by = "deadline"
             return True
         return False
@@ -424,59 +418,54 @@ class _Plan:
 # -- classification -------------------------------------------------------------------------
 
 
+class StatusFailure(Exception):
+    """A response whose status is not a success, raised so the retry layer can decide.
+
+    ``str()`` shows only the status; the body is kept parsed (as JSON, or a short text).
+    """
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"HTTP {response.status}")
+        self.status = response.status
+        self.headers = {k: v for k, v in response.headers.items() if k == "retry-after"}
+        self.detail = _parse_body(response.body)
+
+
+class InvalidBody(Exception):
+    """A success status whose body breaks the API's contract (``str()`` says how)."""
+
+
 def classify_exception(exc: BaseException) -> Failure:
     """Turn what an attempt raised into a :class:`Failure` the policy can decide on.
 
-    Knows the ``mixpeek`` client's ``MixpeekAPIError``, the transport's own exceptions,
-    urllib3's connection and timeout errors, and JSON decoding errors of a malformed
-    body. Anything else is an ``internal_error`` (not retried).
+    Knows the transport's exceptions, :class:`StatusFailure` and :class:`InvalidBody`.
+    Anything else is an ``internal_error`` (not retried).
     """
-    if isinstance(exc, DeadlineReached):
+    if isinstance(exc, (DeadlineReached, Cancelled)):
         return Failure(kind="deadline_exceeded", message=str(exc), sent=exc.sent)
-    if isinstance(exc, StatusError):
-        detail = _parse_body(exc.body)
+    if isinstance(exc, StatusFailure):
         advised = _retry_after_header(exc.headers)
         if advised is None:
-            advised = _retry_after_body(detail)
+            advised = _retry_after_body(exc.detail)
         return Failure(
             kind="http_error",
             message=f"HTTP {exc.status}",
             status=exc.status,
             retry_after_s=advised,
-            retryable=_retryable_flag(detail),
-            detail=detail,
+            retryable=_retryable_flag(exc.detail),
+            detail=exc.detail,
         )
     if isinstance(exc, ResponseTooLarge):
         return Failure(kind="response_too_large", message=str(exc))
-    status = getattr(exc, "status", None)
-    if type(exc).__name__ == "MixpeekAPIError" and isinstance(status, int):
-        detail = getattr(exc, "detail", None)
-        return Failure(
-            kind="http_error",
-            message=f"HTTP {status}",
-            status=status,
-            retry_after_s=_retry_after_body(detail),
-            retryable=_retryable_flag(detail),
-            detail=detail,
-        )
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return Failure(kind="connection_error", message="could not connect", sent=False)
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return Failure(kind="timeout", message="timed out connecting", sent=False)
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return Failure(kind="timeout", message="timed out waiting for the response")
-    if isinstance(exc, (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError)):
-        return Failure(kind="connection_error", message="the connection dropped")
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return Failure(kind="connection_error", message=f"transport error ({type(exc).__name__})")
-    if isinstance(exc, TimeoutError):
-        return Failure(kind="timeout", message="timed out")
-    if isinstance(exc, ConnectionRefusedError):
-        return Failure(kind="connection_error", message="connection refused", sent=False)
-    if isinstance(exc, (ConnectionError, OSError)):
-        return Failure(kind="connection_error", message="the connection failed")
-    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
-        return Failure(kind="invalid_response", message="the response body was not valid JSON")
+    if isinstance(exc, (InvalidBody, ProtocolViolation, BadJSON)):
+        return Failure(kind="invalid_response", message=f"the response was unusable: {exc}")
+    if isinstance(exc, ConnectFailed):
+        kind: ErrorKind = "timeout" if "timed out" in str(exc) else "connection_error"
+        return Failure(kind=kind, message=str(exc), sent=False)
+    if isinstance(exc, ReadTimedOut):
+        return Failure(kind="timeout", message=str(exc))
+    if isinstance(exc, ConnectionDropped):
+        return Failure(kind="connection_error", message=str(exc))
     return Failure(kind="internal_error", message=f"unexpected {type(exc).__name__}")
 
 
@@ -484,8 +473,8 @@ def _parse_body(body: bytes | None) -> Any:
     if not body:
         return None
     try:
-        return json.loads(body.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        return decode_body(body)
+    except BadJSON:
         return body[:500].decode("utf-8", errors="replace")
 
 

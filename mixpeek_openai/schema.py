@@ -54,6 +54,7 @@ from pydantic import (
     create_model,
 )
 
+from mixpeek_openai._decode import decode_arguments
 from mixpeek_openai.errors import ConfigurationError, MixpeekSchemaWarning
 
 __all__ = [
@@ -241,12 +242,15 @@ def _python_name(wire_name: str, taken: set[str]) -> str:
     return name
 
 
-def _pascal(text: str) -> str:
+def pascal_case(text: str) -> str:
     words = re.split(r"[^0-9a-zA-Z]+", text)
     joined = "".join(w[:1].upper() + w[1:] for w in words if w)
     if not joined or joined[0].isdigit():
         joined = "F" + joined
     return joined
+
+
+_pascal = pascal_case  # the name codegen uses
 
 
 def _humanize(name: str) -> str:
@@ -328,7 +332,7 @@ def _plan_type(spec: Mapping[str, Any], path: str, ctx: _PlanContext) -> tuple[_
         if isinstance(properties, Mapping) and properties:
             required_list = spec.get("required")
             names = set(required_list) if isinstance(required_list, list) else set()
-            class_name = ctx.model_name + _pascal(path)
+            class_name = ctx.model_name + pascal_case(path)
             fields = _plan_fields(properties, ctx, prefix=path, required_names=names)
             return _TypePlan("object", fields=fields, class_name=class_name), ""
         return _TypePlan("json_object"), _TYPE_HINTS["json_object"]
@@ -512,7 +516,7 @@ def build_arguments_model(
         back to JSON text.
     """
     if not model_name.isidentifier():
-        model_name = _pascal(model_name)
+        model_name = pascal_case(model_name)
     plans = _plan(input_schema, model_name)
     return _model_from_plans(model_name, plans, doc=description)
 
@@ -781,6 +785,9 @@ def _drop_defaulted_nulls(model: type[BaseModel], data: dict[str, Any]) -> dict[
     return cleaned
 
 
+_MAX_ARGUMENT_BYTES = 1 << 20
+
+
 def parse_arguments(model: type[BaseModel], data: Any) -> BaseModel:
     """Validate the model's arguments (a JSON string, bytes, or a mapping) into ``model``.
 
@@ -790,8 +797,10 @@ def parse_arguments(model: type[BaseModel], data: Any) -> BaseModel:
         pydantic.ValidationError: the arguments do not fit; its message tells what to fix.
         ValueError: the arguments are not JSON, or not a JSON object.
     """
-    if isinstance(data, (str, bytes, bytearray)):
-        data = json.loads(data) if data.strip() else {}
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8", errors="replace")
+    if isinstance(data, str):
+        data = decode_arguments(data, max_bytes=_MAX_ARGUMENT_BYTES)
     if not isinstance(data, Mapping):
         raise ValueError(
             f"tool arguments must be a JSON object, got {type(data).__name__}",

@@ -1,69 +1,64 @@
-"""Mixpeek retrievers as OpenAI function tools.
+"""Mixpeek retrievers as OpenAI function tools: :class:`MixpeekTools`.
 
-:class:`MixpeekTools` fetches retriever definitions (concurrently, cached), turns each
-retriever's ``input_schema`` into a typed arguments model (:mod:`mixpeek_openai.schema`)
-and offers one *search* tool per retriever, in the Chat Completions / Assistants format
-(:meth:`MixpeekTools.chat_tools`) and the Responses format
-(:meth:`MixpeekTools.responses_tools`).
+:class:`MixpeekTools` fetches retriever definitions (concurrently, cached:
+:mod:`mixpeek_openai.retriever_cache`), turns each retriever's ``input_schema`` into a
+typed arguments model (:mod:`mixpeek_openai.schema`) and offers one *search* tool per
+retriever, in the Chat Completions / Assistants format (:meth:`MixpeekTools.chat_tools`)
+and the Responses format (:meth:`MixpeekTools.responses_tools`), plus the exploration
+actions asked for (:mod:`mixpeek_openai.catalogue`). It answers the model's calls through
+its :class:`~mixpeek_openai.dispatch.Dispatcher`, which owns connections and worker
+threads: use the tool set as a context manager, or call :meth:`MixpeekTools.close`.
 
-Each tool is a :class:`ToolDefinition`: a name, a description, an arguments model, and a
-pure :meth:`ToolDefinition.to_request` that decides the exact Mixpeek request. The model's
-arguments can only fill the retriever's ``inputs`` and a bounded page size; the retriever
-id, namespace, developer filters and write options are fixed by the developer.
-
-Tool naming:
-
-* search tools are ``search_<base>``, where ``<base>`` is the retriever name sanitised to
-  ``[a-z0-9_-]`` with a leading ``search_`` / trailing ``_search`` removed
-  (``product_demo_search`` -> ``search_product_demo``), cut to 64 characters and made
-  unique with ``_2``, ``_3``... suffixes;
-* with ``actions=["describe"]`` / ``["explain"]`` each retriever also gets
-  ``describe_<base>`` (answered locally from the cached definition, no request)
-  and ``explain_<base>`` (its execution plan via ``/execute/explain``);
-* the other actions (:data:`NAMESPACE_ACTIONS`) add one tool each, named after the action.
-
-The page-size argument is called ``limit`` unless the retriever has an input of that name
-(then ``max_results``, ``page_size``, ...). ``null`` means "the maximum page size".
+Each tool is a :class:`~mixpeek_openai.definitions.ToolDefinition`. The model's
+arguments can only fill the retriever's ``inputs``, a bounded page size and a bounded
+offset; the retriever id, namespace, developer filters and write options are fixed by the
+developer. Names follow :mod:`mixpeek_openai._naming`; the page-size argument is called
+``limit`` unless the retriever has an input of that name (then ``max_results``,
+``page_size``, ...), and ``null`` means "the maximum page size".
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import logging
-import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import quote
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel
 
+from mixpeek_openai._arguments import (
+    empty_model,
+    offset_field_name,
+    page_field_name,
+    wire_names,
+    with_paging,
+)
+from mixpeek_openai._naming import MAX_DESCRIPTION_CHARS, NAME_RE, clip, tool_base, unique
 from mixpeek_openai._request import MixpeekRequest
-from mixpeek_openai.errors import (
-    ConfigurationError,
-    RetrieverNotFoundError,
-    SchemaMismatchError,
-    UnknownActionError,
+from mixpeek_openai.catalogue import (
+    ACTIONS,
+    NAMESPACE_ACTIONS,
+    RETRIEVER_ACTIONS,
+    action_specs,
+    action_tool,
 )
-from mixpeek_openai.schema import (
-    _pascal,
-    build_arguments_model,
-    parse_arguments,
-    strict_json_schema,
-    to_inputs,
-)
+from mixpeek_openai.definitions import ToolDefinition, path_segment, to_plain
+from mixpeek_openai.errors import ConfigurationError, SchemaMismatchError, UnknownActionError
+from mixpeek_openai.retriever_cache import DEFAULT_RETRIEVER_CACHE, RetrieverCache
+from mixpeek_openai.schema import build_arguments_model, pascal_case, to_inputs
 
 if TYPE_CHECKING:
-    from mixpeek_openai.calls import CallStyle
-    from mixpeek_openai.dispatch import DispatchConfig, Dispatcher, ToolCallResult
+    from mixpeek_openai.calls import CallStyle, ToolCallResult
+    from mixpeek_openai.config import DispatchConfig
+    from mixpeek_openai.dispatch import Dispatcher
 
 __all__ = [
     "ACTIONS",
+    "DEFAULT_MAX_PAGE_SIZE",
     "DEFAULT_RETRIEVER_CACHE",
+    "MAX_DESCRIPTION_CHARS",
     "NAMESPACE_ACTIONS",
     "RETRIEVER_ACTIONS",
     "MixpeekTools",
@@ -71,37 +66,13 @@ __all__ = [
     "ToolDefinition",
 ]
 
-ToolKind = Literal["search", "describe", "explain", "action", "function"]
-
-NAMESPACE_ACTIONS: tuple[str, ...] = (
-    "search_retrievers",
-    "get_retriever",
-    "list_collections",
-    "get_collection",
-    "list_taxonomies",
-    "get_taxonomy",
-    "list_clusters",
-    "get_object",
-)
-"""Exploration actions that add one tool each to the tool set."""
-
-RETRIEVER_ACTIONS: tuple[str, ...] = ("describe", "explain")
-"""Actions that add one tool per retriever (``describe_<name>``, ``explain_<name>``)."""
-
-ACTIONS: tuple[str, ...] = NAMESPACE_ACTIONS + RETRIEVER_ACTIONS
-"""Every valid name for ``actions=[...]``."""
-
-MAX_DESCRIPTION_CHARS = 1024
-"""Tool descriptions are cut to this many characters (at a word boundary)."""
-
 DEFAULT_MAX_PAGE_SIZE = 10
 """Largest page size the model may ask a search tool for, unless configured."""
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_PAGE_FIELD_CANDIDATES = ("limit", "max_results", "page_size", "result_limit", "top_n")
-# Keys of the execute body the tool set itself owns; everything else the generated
-# ExecuteRetrieverRequest declares is a developer option.
+
 _OWNED_EXECUTE_KEYS = frozenset({"inputs", "filters", "limit", "pagination", "stream"})
+
+
 _FALLBACK_EXECUTE_KEYS = frozenset(
     {
         "expand",
@@ -114,6 +85,8 @@ _FALLBACK_EXECUTE_KEYS = frozenset(
         "explain",
     }
 )
+
+
 _WRITE_OPTIONS = frozenset({"target_collection_id"})
 
 
@@ -123,341 +96,6 @@ def _allowed_execute_options() -> frozenset[str]:
     except ImportError:  # pragma: no cover - mixpeek is a dependency
         return _FALLBACK_EXECUTE_KEYS
     return frozenset(ExecuteRetrieverRequest.model_fields) - _OWNED_EXECUTE_KEYS
-
-
-def _segment(value: str) -> str:
-    """One URL path segment; ids never get to walk the path (``../``)."""
-    return quote(str(value), safe="")
-
-
-def _plain(value: Any) -> Any:
-    """A deep, plain-``dict`` copy of a client response (which uses a dict subclass)."""
-    return json.loads(json.dumps(value, default=str))
-
-
-# ---------------------------------------------------------------------------------------
-# ToolDefinition
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToolDefinition:
-    """One function tool: what the model sees, and how a call becomes a Mixpeek request."""
-
-    name: str
-    """Function name, ``^[a-zA-Z0-9_-]{1,64}$`` and unique within the tool set."""
-
-    description: str
-    """What the model reads to decide when to call the tool (at most 1024 characters)."""
-
-    arguments_model: type[BaseModel]
-    """Validates the model's arguments; ``null`` for an optional field means "use the default"."""
-
-    retriever_id: str | None
-    """The retriever this tool searches, describes or explains; ``None`` for namespace actions."""
-
-    kind: ToolKind
-    """``search``, ``describe``, ``explain`` or ``action`` (a namespace exploration action)."""
-
-    projection: tuple[str, ...] | None = None
-    """Document fields to keep in what the model sees (``None``: the default set)."""
-
-    max_page_size: int | None = None
-    """Upper bound of the page-size argument (search tools only)."""
-
-    page_size_field: str | None = None
-    """Name of the page-size argument (``limit`` unless an input already has that name)."""
-
-    request_builder: Callable[[BaseModel], MixpeekRequest] | None = field(
-        default=None, repr=False, compare=False
-    )
-    """Builds the request from validated arguments; see :meth:`to_request`."""
-
-    local_answer: Callable[[BaseModel], Any] | None = field(default=None, repr=False, compare=False)
-    """Answers without any request (``describe`` tools); see :meth:`local_output`."""
-
-    function: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
-    """For ``function`` tools: the Python function (sync or async) the dispatcher calls
-    with the validated arguments as keyword arguments; its return value is the result."""
-
-    layout: Literal["columns", "objects"] = "columns"
-    """How search results are laid out for the model: one row per document under shared
-    column names (``columns``), or one object per document (``objects``)."""
-
-    images: int = 0
-    """How many top documents' thumbnails go to the model as images (Responses only)."""
-
-    _schemas: dict[bool, dict[str, Any]] = field(
-        default_factory=dict, repr=False, compare=False, init=False
-    )
-
-    def parameters(self, *, strict: bool = True) -> dict[str, Any]:
-        """The JSON schema of the arguments (strict-mode valid when ``strict``); a fresh copy."""
-        cached = self._schemas.get(strict)
-        if cached is None:
-            cached = strict_json_schema(self.arguments_model, strict=strict)
-            self._schemas[strict] = cached
-        return copy.deepcopy(cached)
-
-    def chat_tool(self, *, strict: bool = True) -> dict[str, Any]:
-        """The tool as a Chat Completions (and Assistants) ``function`` tool."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters(strict=strict),
-                "strict": strict,
-            },
-        }
-
-    def responses_tool(self, *, strict: bool = True) -> dict[str, Any]:
-        """The tool as a Responses API ``function`` tool (flat shape)."""
-        return {
-            "type": "function",
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.parameters(strict=strict),
-            "strict": strict,
-        }
-
-    def parse_arguments(self, arguments: Any) -> BaseModel:
-        """Validate raw arguments (JSON text or a mapping) into :attr:`arguments_model`.
-
-        Raises:
-            pydantic.ValidationError: the arguments do not fit the schema.
-            ValueError: the arguments are not a JSON object.
-        """
-        return parse_arguments(self.arguments_model, arguments)
-
-    def to_request(self, arguments: BaseModel) -> MixpeekRequest:
-        """The exact Mixpeek request for validated ``arguments`` (pure: nothing is sent).
-
-        For ``describe`` tools prefer :meth:`local_output`, which needs no request at all.
-        """
-        if self.request_builder is None:  # pragma: no cover - every built tool has one
-            raise ConfigurationError(f"tool {self.name!r} has no request builder")
-        return self.request_builder(arguments)
-
-    def local_output(self, arguments: BaseModel) -> Any | None:
-        """The answer computed locally (``describe`` tools), or ``None`` if a request is needed."""
-        if self.local_answer is None:
-            return None
-        return self.local_answer(arguments)
-
-
-# ---------------------------------------------------------------------------------------
-# Retriever definitions cache
-# ---------------------------------------------------------------------------------------
-
-_CacheKey = tuple[str, str, str]
-_LIST_KEY = "\x00list"  # cannot collide with a retriever id
-
-
-def _client_scope(client: Any) -> tuple[str, str]:
-    base_url = str(getattr(client, "base_url", "") or "")
-    namespace = str(getattr(client, "namespace", "") or "")
-    return base_url, namespace
-
-
-class RetrieverCache:
-    """Thread-safe cache of retriever definitions, keyed by base URL, namespace and id.
-
-    :class:`MixpeekTools` uses :data:`DEFAULT_RETRIEVER_CACHE` unless given another one, so
-    building the same tools twice costs no requests. Call :meth:`clear` (or
-    :meth:`MixpeekTools.refresh`, or pass ``refresh=True``) to fetch again.
-    """
-
-    def __init__(self) -> None:
-        """An empty cache."""
-        self._lock = threading.Lock()
-        self._entries: dict[_CacheKey, Any] = {}
-
-    def __len__(self) -> int:
-        """How many retriever definitions are cached."""
-        with self._lock:
-            return sum(1 for key in self._entries if key[2] != _LIST_KEY)
-
-    def __repr__(self) -> str:
-        """The number of cached definitions."""
-        return f"RetrieverCache(entries={len(self)})"
-
-    def get(self, client: Any, retriever_id: str) -> dict[str, Any] | None:
-        """The cached definition of ``retriever_id`` for ``client``'s API and namespace."""
-        with self._lock:
-            base_url, namespace = _client_scope(client)
-            found = self._entries.get((base_url, namespace, retriever_id))
-        return copy.deepcopy(found) if found is not None else None
-
-    def put(self, client: Any, retriever_id: str, definition: Mapping[str, Any]) -> None:
-        """Store a definition (also under its own ``retriever_id`` when that differs)."""
-        plain = _plain(definition)
-        scope = _client_scope(client)
-        with self._lock:
-            self._entries[(scope[0], scope[1], retriever_id)] = plain
-            own_id = plain.get("retriever_id") if isinstance(plain, dict) else None
-            if isinstance(own_id, str) and own_id != retriever_id:
-                self._entries[(scope[0], scope[1], own_id)] = plain
-
-    def clear(self, client: Any | None = None) -> None:
-        """Forget every definition, or only those of ``client``'s API and namespace."""
-        with self._lock:
-            if client is None:
-                self._entries.clear()
-                return
-            scope = _client_scope(client)
-            for key in [k for k in self._entries if k[:2] == scope]:
-                del self._entries[key]
-
-    def _get_listing(self, client: Any) -> list[str] | None:
-        with self._lock:
-            base_url, namespace = _client_scope(client)
-            ids = self._entries.get((base_url, namespace, _LIST_KEY))
-        return list(ids) if ids is not None else None
-
-    def _put_listing(self, client: Any, ids: list[str]) -> None:
-        with self._lock:
-            base_url, namespace = _client_scope(client)
-            self._entries[(base_url, namespace, _LIST_KEY)] = list(ids)
-
-    def fetch(self, client: Any, retriever_id: str, *, refresh: bool = False) -> dict[str, Any]:
-        """The definition of ``retriever_id``, from the cache or ``client.retrievers.get``.
-
-        Raises:
-            RetrieverNotFoundError: the API answered 404.
-        """
-        if not refresh:
-            cached = self.get(client, retriever_id)
-            if cached is not None:
-                return cached
-        if client is None:
-            raise ConfigurationError(
-                f"Retriever {retriever_id!r} is not known and there is no Mixpeek client to "
-                "fetch it with; pass a client or the retriever definitions."
-            )
-        try:
-            definition = client.retrievers.get(retriever_id)
-        except Exception as exc:
-            if getattr(exc, "status", None) == 404:
-                raise RetrieverNotFoundError(retriever_id, getattr(exc, "detail", None)) from None
-            raise
-        if not isinstance(definition, Mapping):
-            raise ConfigurationError(
-                f"GET /retrievers/{retriever_id} returned {type(definition).__name__}, "
-                "not a retriever definition."
-            )
-        self.put(client, retriever_id, definition)
-        return _plain(definition)  # type: ignore[no-any-return]
-
-    def fetch_many(
-        self,
-        client: Any,
-        retriever_ids: Sequence[str],
-        *,
-        refresh: bool = False,
-        max_workers: int = 16,
-    ) -> list[dict[str, Any]]:
-        """Definitions of several retrievers, fetching the missing ones concurrently.
-
-        The Mixpeek client is synchronous, so the fetches run on a short-lived thread pool
-        of at most ``max_workers`` threads; the results keep the order of ``retriever_ids``.
-        """
-        results: dict[str, dict[str, Any]] = {}
-        missing: list[str] = []
-        for rid in dict.fromkeys(retriever_ids):
-            cached = None if refresh else self.get(client, rid)
-            if cached is None:
-                missing.append(rid)
-            else:
-                results[rid] = cached
-        if len(missing) == 1:
-            results[missing[0]] = self.fetch(client, missing[0], refresh=True)
-        elif missing:
-            workers = max(1, min(max_workers, len(missing)))
-            _install_pool_filter()
-            with ThreadPoolExecutor(workers, thread_name_prefix=_FETCH_THREAD_PREFIX) as ex:
-                fetched = ex.map(lambda rid: self.fetch(client, rid, refresh=True), missing)
-                results.update(zip(missing, fetched, strict=True))
-        return [results[rid] for rid in retriever_ids]
-
-    def list_namespace(self, client: Any, *, refresh: bool = False) -> list[dict[str, Any]]:
-        """Every retriever of ``client``'s namespace (``client.retrievers.list()``), cached.
-
-        Follows ``pagination.next_cursor`` when the API pages the listing.
-        """
-        if not refresh:
-            known = self._get_listing(client)
-            if known is not None:
-                found = [self.get(client, rid) for rid in known]
-                if all(d is not None for d in found):
-                    return [d for d in found if d is not None]
-        if client is None:
-            raise ConfigurationError("Listing retrievers needs a Mixpeek client.")
-        page: Any = client.retrievers.list()
-        definitions: list[dict[str, Any]] = []
-        seen_cursors: set[str] = set()
-        while True:
-            items, cursor = _listing_page(page)
-            definitions.extend(items)
-            if not cursor or cursor in seen_cursors:
-                break
-            seen_cursors.add(cursor)
-            page = client.retrievers._request(
-                "POST", f"/retrievers/list?cursor={quote(cursor, safe='')}&limit=100"
-            )
-        ids: list[str] = []
-        for definition in definitions:
-            rid = definition.get("retriever_id") or definition.get("retriever_name")
-            if isinstance(rid, str):
-                self.put(client, rid, definition)
-                ids.append(rid)
-        self._put_listing(client, ids)
-        return [_plain(d) for d in definitions]
-
-
-_FETCH_THREAD_PREFIX = "mixpeek-fetch"
-
-
-class _QuietPoolFull(logging.Filter):
-    """Drop urllib3's "Connection pool is full" warning, only in our fetch threads.
-
-    ``mixpeek.Mixpeek`` keeps one pooled connection per host, so fetching definitions in
-    parallel through it opens extra connections that urllib3 then discards with a warning
-    per request. That is expected here and says nothing actionable to the user.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            (record.threadName or "").startswith(_FETCH_THREAD_PREFIX)
-            and "Connection pool is full" in str(record.msg)
-        )
-
-
-def _install_pool_filter() -> None:
-    target = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _QuietPoolFull) for f in target.filters):
-        target.addFilter(_QuietPoolFull())
-
-
-def _listing_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:
-    if isinstance(page, list):  # older clients documented a bare list
-        return [dict(p) for p in page if isinstance(p, Mapping)], None
-    if not isinstance(page, Mapping):
-        return [], None
-    results = page.get("results") or []
-    pagination = page.get("pagination") or {}
-    cursor = pagination.get("next_cursor") if isinstance(pagination, Mapping) else None
-    items = [dict(r) for r in results if isinstance(r, Mapping)]
-    return items, cursor if isinstance(cursor, str) and items else None
-
-
-DEFAULT_RETRIEVER_CACHE = RetrieverCache()
-"""The process-wide cache :class:`MixpeekTools` uses when none is given."""
-
-
-# ---------------------------------------------------------------------------------------
-# Per-retriever options and tool building
-# ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -472,42 +110,8 @@ class _RetrieverOptions:
     filters: dict[str, Any] | None = None
     max_page_size: int | None = None
     execute_options: dict[str, Any] = field(default_factory=dict)
-
-
-def _sanitize(text: str) -> str:
-    cleaned = re.sub(r"[^a-zA-Z0-9_-]+", "_", text.strip()).strip("_-")
-    return re.sub(r"_{2,}", "_", cleaned).lower()
-
-
-def _tool_base(label: str, retriever_id: str) -> str:
-    """The retriever part of its tool names: ``product_demo_search`` -> ``product_demo``."""
-    base = _sanitize(label) or _sanitize(retriever_id) or "retriever"
-    for affix in ("search_", "_search"):
-        trimmed = base.removeprefix(affix) if affix == "search_" else base.removesuffix(affix)
-        if trimmed and trimmed != base:
-            base = trimmed
-    return base
-
-
-def _unique(candidate: str, taken: set[str]) -> str:
-    candidate = candidate[:64]
-    name, n = candidate, 2
-    while name in taken:
-        suffix = f"_{n}"
-        name, n = candidate[: 64 - len(suffix)] + suffix, n + 1
-    taken.add(name)
-    return name
-
-
-def _clip(text: str, limit: int = MAX_DESCRIPTION_CHARS) -> str:
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:") + "…"
+    layout: Literal["columns", "objects"] = "columns"
+    images: int = 0
 
 
 def _retriever_label(definition: Mapping[str, Any], retriever_id: str) -> str:
@@ -530,7 +134,7 @@ def _collections(definition: Mapping[str, Any]) -> list[str]:
 
 def _search_description(definition: Mapping[str, Any], label: str, override: str | None) -> str:
     if override:
-        return _clip(override)
+        return clip(override)
     own = definition.get("description")
     parts = [str(own).strip()] if isinstance(own, str) and own.strip() else []
     if not parts:
@@ -538,19 +142,14 @@ def _search_description(definition: Mapping[str, Any], label: str, override: str
     collections = _collections(definition)
     where = f" over {', '.join(collections[:5])}" if collections else ""
     parts.append(f"(Mixpeek retriever {label!r}{where}; returns the best-matching documents.)")
-    return _clip(" ".join(parts))
-
-
-def _wire_names(model: type[BaseModel]) -> dict[str, str]:
-    """Input name (alias, or field name) -> Python field name."""
-    return {(info.alias or name): name for name, info in model.model_fields.items()}
+    return clip(" ".join(parts))
 
 
 def _check_user_model(
     model: type[BaseModel], definition: Mapping[str, Any], retriever_id: str
 ) -> None:
     schema = _input_schema(definition)
-    declared = _wire_names(model)
+    declared = wire_names(model)
     unknown = sorted(set(declared) - set(schema))
     required = sorted(
         key
@@ -580,59 +179,6 @@ def _check_user_model(
         )
 
 
-def _page_field_name(model: type[BaseModel]) -> str:
-    used = set(model.model_fields) | set(_wire_names(model))
-    for candidate in _PAGE_FIELD_CANDIDATES:
-        if candidate not in used:
-            return candidate
-    n = 2
-    while f"limit_{n}" in used:
-        n += 1
-    return f"limit_{n}"
-
-
-def _clamp_page_size(maximum: int, value: Any) -> Any:
-    """An out-of-range page size is brought into range rather than refused: the model
-    asked for "more" or "fewer", and the bound is the developer's, not its mistake."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return max(1, min(value, maximum))
-    return value
-
-
-def _page_size_type(max_page_size: int) -> Any:
-    return Annotated[int | None, BeforeValidator(partial(_clamp_page_size, max_page_size))]
-
-
-def _with_page_size(
-    inputs_model: type[BaseModel], field_name: str, max_page_size: int
-) -> type[BaseModel]:
-    description = (
-        f"How many results to return, 1-{max_page_size}. "
-        f"Send null for the maximum ({max_page_size})."
-    )
-    definitions: dict[str, Any] = {
-        field_name: (
-            _page_size_type(max_page_size),
-            Field(default=None, ge=1, le=max_page_size, description=description),
-        )
-    }
-    model: type[BaseModel] = create_model(
-        inputs_model.__name__.removesuffix("Inputs") + "Arguments",
-        __base__=inputs_model,
-        __doc__=inputs_model.__doc__,
-        **definitions,
-    )
-    return model
-
-
-_EMPTY_CONFIG = ConfigDict(extra="forbid")
-
-
-def _empty_model(name: str) -> type[BaseModel]:
-    model: type[BaseModel] = create_model(name, __config__=_EMPTY_CONFIG)
-    return model
-
-
 def _describe_payload(
     definition: Mapping[str, Any], retriever_id: str, search_tool: str
 ) -> dict[str, Any]:
@@ -660,129 +206,6 @@ def _describe_payload(
         "inputs": inputs,
         "stages": stages,
     }
-
-
-@dataclass(frozen=True)
-class _ActionSpec:
-    """A namespace exploration action: its description, arguments and request."""
-
-    description: str
-    fields: dict[str, tuple[Any, Any]]
-    build: Callable[[dict[str, Any], int], MixpeekRequest]
-
-
-def _list_body(args: dict[str, Any], max_page_size: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"limit": min(args.get("limit") or max_page_size, max_page_size)}
-    if args.get("search"):
-        body["search"] = args["search"]
-    return body
-
-
-def _action_specs(max_page_size: int) -> dict[str, _ActionSpec]:
-    def search_field(what: str) -> tuple[Any, Any]:
-        return (
-            str | None,
-            Field(default=None, description=f"Words to look for in {what}; null for all."),
-        )
-
-    limit_field = (
-        _page_size_type(max_page_size),
-        Field(
-            default=None,
-            ge=1,
-            le=max_page_size,
-            description=f"How many to return, 1-{max_page_size}; null for {max_page_size}.",
-        ),
-    )
-
-    def id_field(what: str) -> tuple[Any, Any]:
-        return (str, Field(description=f"Id (or name) of the {what}."))
-
-    return {
-        "search_retrievers": _ActionSpec(
-            "List the retrievers (search pipelines) of this Mixpeek namespace, optionally "
-            "matching words in their names and descriptions.",
-            {"search": search_field("retriever names and descriptions")},
-            lambda a, n: MixpeekRequest(
-                "POST",
-                "/retrievers/list",
-                body={"search": a["search"]} if a.get("search") else {},
-            ),
-        ),
-        "get_retriever": _ActionSpec(
-            "Get one retriever's definition: its stages, inputs and collections.",
-            {"retriever_id": id_field("retriever")},
-            lambda a, n: MixpeekRequest(
-                "GET",
-                f"/retrievers/{_segment(a['retriever_id'])}",
-                retriever_id=a["retriever_id"],
-            ),
-        ),
-        "list_collections": _ActionSpec(
-            "List the collections (indexed content with extracted features) of this namespace.",
-            {"search": search_field("collection names and descriptions"), "limit": limit_field},
-            lambda a, n: MixpeekRequest("POST", "/collections/list", body=_list_body(a, n)),
-        ),
-        "get_collection": _ActionSpec(
-            "Get one collection: its source, feature extractors and document schema.",
-            {"collection_id": id_field("collection")},
-            lambda a, n: MixpeekRequest("GET", f"/collections/{_segment(a['collection_id'])}"),
-        ),
-        "list_taxonomies": _ActionSpec(
-            "List the taxonomies (classification schemes) of this namespace.",
-            {"search": search_field("taxonomy names and descriptions"), "limit": limit_field},
-            lambda a, n: MixpeekRequest("POST", "/taxonomies/list", body=_list_body(a, n)),
-        ),
-        "get_taxonomy": _ActionSpec(
-            "Get one taxonomy and its categories.",
-            {"taxonomy_id": id_field("taxonomy")},
-            lambda a, n: MixpeekRequest("GET", f"/taxonomies/{_segment(a['taxonomy_id'])}"),
-        ),
-        "list_clusters": _ActionSpec(
-            "List the clusters (groupings of similar documents) of this namespace.",
-            {"search": search_field("cluster names and descriptions"), "limit": limit_field},
-            lambda a, n: MixpeekRequest("POST", "/clusters/list", body=_list_body(a, n)),
-        ),
-        "get_object": _ActionSpec(
-            "Get one source object (an uploaded file and its metadata) from a bucket.",
-            {"bucket_id": id_field("bucket"), "object_id": id_field("object")},
-            lambda a, n: MixpeekRequest(
-                "GET",
-                f"/buckets/{_segment(a['bucket_id'])}/objects/{_segment(a['object_id'])}",
-            ),
-        ),
-    }
-
-
-def _action_tool(action: str, spec: _ActionSpec, name: str, max_page_size: int) -> ToolDefinition:
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        _pascal(action) + "Args", __config__=_EMPTY_CONFIG, **spec.fields
-    )
-
-    def build(arguments: BaseModel) -> MixpeekRequest:
-        request = spec.build(arguments.model_dump(), max_page_size)
-        return MixpeekRequest(
-            request.method,
-            request.path,
-            body=request.body,
-            idempotent=True,
-            retriever_id=request.retriever_id,
-            labels={"tool": name, "action": action},
-        )
-
-    return ToolDefinition(
-        name=name,
-        description=spec.description,
-        arguments_model=model,
-        retriever_id=None,
-        kind="action",
-        request_builder=build,
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# MixpeekTools
-# ---------------------------------------------------------------------------------------
 
 
 class MixpeekTools:
@@ -833,7 +256,7 @@ class MixpeekTools:
         self._dispatcher: Dispatcher | None = None
         for definition in retrievers:
             rid = _definition_id(definition)
-            self._definitions_by_id[rid] = _plain(definition)
+            self._definitions_by_id[rid] = to_plain(definition)
             self._options.setdefault(rid, _RetrieverOptions(retriever_id=rid))
         self._rebuild()
 
@@ -920,6 +343,8 @@ class MixpeekTools:
         filters: Mapping[str, Any] | None = None,
         max_page_size: int | None = None,
         execute_options: Mapping[str, Any] | None = None,
+        layout: Literal["columns", "objects"] = "columns",
+        images: int = 0,
     ) -> MixpeekTools:
         """Add a retriever, or change how an already added one is offered; returns ``self``.
 
@@ -935,6 +360,13 @@ class MixpeekTools:
             max_page_size: upper bound of the page-size argument for this tool.
             execute_options: other fixed execute body keys (e.g. ``target_collection_id``,
                 ``return_presigned_urls``); a write option makes the call non-idempotent.
+            layout: how results are laid out for the model: ``"columns"`` (column names
+                once, one row per document; the most compact) or ``"objects"`` (one JSON
+                object per document).
+            images: how many of the top documents' thumbnails go to the model as
+                low-detail images. Only the Responses API takes images in a tool output;
+                Chat Completions ``tool`` messages and Assistants tool outputs take text, so
+                there the option has no effect (the text output is unchanged).
 
         Raises:
             SchemaMismatchError: ``model`` does not fit the retriever's ``input_schema``.
@@ -943,7 +375,7 @@ class MixpeekTools:
         """
         if max_page_size is not None:
             _check_page_size(max_page_size)
-        if name is not None and not _NAME_RE.match(name):
+        if name is not None and not NAME_RE.match(name):
             raise ConfigurationError(
                 f"Tool name {name!r} is not valid: use 1-64 characters from a-z, A-Z, 0-9, _ and -."
             )
@@ -954,6 +386,10 @@ class MixpeekTools:
                 'filters must be a mapping like {"AND": [{"field", "operator", "value"}]}.'
             )
         options = _check_execute_options(execute_options or {})
+        if layout not in ("columns", "objects"):
+            raise ConfigurationError(f"layout must be 'columns' or 'objects', got {layout!r}.")
+        if isinstance(images, bool) or not isinstance(images, int) or not 0 <= images <= 10:
+            raise ConfigurationError(f"images must be an integer from 0 to 10, got {images!r}.")
         with self._lock:
             definition = self._definitions_by_id.get(retriever_id)
             if definition is None:
@@ -969,9 +405,11 @@ class MixpeekTools:
                 name=name,
                 description=description,
                 fields=tuple(fields) if fields is not None else None,
-                filters=_plain(filters) if filters is not None else None,
+                filters=to_plain(filters) if filters is not None else None,
                 max_page_size=max_page_size,
                 execute_options=options,
+                layout=layout,
+                images=images,
             )
             previous = (dict(self._definitions_by_id), dict(self._options))
             self._definitions_by_id[rid] = definition
@@ -1006,14 +444,14 @@ class MixpeekTools:
         for rid, definition in self._definitions_by_id.items():
             opts = self._options[rid]
             label = _retriever_label(definition, rid)
-            base = _tool_base(label, rid)
-            search_name = opts.name or _unique(f"search_{base}", taken)
+            base = tool_base(label, rid)
+            search_name = opts.name or unique(f"search_{base}", taken)
             search_tool, inputs_model = self._search_tool(definition, rid, opts, search_name)
             search_tools.append(search_tool)
             if "describe" in self._actions:
                 extra_tools.append(
                     self._describe_tool(
-                        definition, rid, _unique(f"describe_{base}", taken), search_name
+                        definition, rid, unique(f"describe_{base}", taken), search_name
                     )
                 )
             if "explain" in self._actions:
@@ -1021,16 +459,16 @@ class MixpeekTools:
                     self._explain_tool(
                         definition,
                         rid,
-                        _unique(f"explain_{base}", taken),
+                        unique(f"explain_{base}", taken),
                         inputs_model,
                         search_name,
                     )
                 )
-        specs = _action_specs(self._max_page_size)
+        specs = action_specs(self._max_page_size)
         for action in self._actions:
             if action in specs:
                 extra_tools.append(
-                    _action_tool(action, specs[action], _unique(action, taken), self._max_page_size)
+                    action_tool(action, specs[action], unique(action, taken), self._max_page_size)
                 )
         tools = tuple(search_tools + extra_tools)
         self._tools = tools
@@ -1050,32 +488,43 @@ class MixpeekTools:
         else:
             inputs_model = build_arguments_model(
                 _input_schema(definition),
-                model_name=_pascal(label) + "Inputs",
+                model_name=pascal_case(label) + "Inputs",
                 description=f"Inputs of the Mixpeek retriever {label!r}.",
             )
         max_page_size = opts.max_page_size or self._max_page_size
-        page_field = _page_field_name(inputs_model)
-        arguments_model = _with_page_size(inputs_model, page_field, max_page_size)
+        page_field = page_field_name(inputs_model)
+        offset_field = offset_field_name(inputs_model, {page_field})
+        arguments_model = with_paging(inputs_model, page_field, max_page_size, offset_field)
         fixed_filters = opts.filters
         execute_options = dict(opts.execute_options)
         idempotent = not (_WRITE_OPTIONS & set(execute_options))
         # Only declared inputs go out, even if a user model allows extra keys.
-        declared = set(_wire_names(inputs_model))
+        declared = set(wire_names(inputs_model))
 
         def build(arguments: BaseModel) -> MixpeekRequest:
             requested = getattr(arguments, page_field, None)
             limit = max_page_size if requested is None else max(1, min(requested, max_page_size))
-            inputs = to_inputs(arguments, exclude={page_field})
+            skip = getattr(arguments, offset_field, None) or 0
+            inputs = to_inputs(arguments, exclude={page_field, offset_field})
             body: dict[str, Any] = {
                 **copy.deepcopy(execute_options),
                 "inputs": {k: v for k, v in inputs.items() if k in declared},
-                "limit": limit,
             }
+            if skip >= limit:
+                # A later page: offset pagination counts pages, so the offset is rounded
+                # down to a page boundary (the next-page offset the output names always is).
+                body["pagination"] = {
+                    "method": "offset",
+                    "page_size": limit,
+                    "page_number": skip // limit + 1,
+                }
+            else:
+                body["limit"] = limit
             if fixed_filters is not None:
                 body["filters"] = copy.deepcopy(fixed_filters)
             return MixpeekRequest(
                 "POST",
-                f"/retrievers/{_segment(rid)}/execute",
+                f"/retrievers/{path_segment(rid)}/execute",
                 body=body,
                 idempotent=idempotent,
                 retriever_id=rid,
@@ -1091,7 +540,10 @@ class MixpeekTools:
             projection=opts.fields,
             max_page_size=max_page_size,
             page_size_field=page_field,
+            offset_field=offset_field,
             request_builder=build,
+            layout=opts.layout,
+            images=opts.images,
         )
         return tool, inputs_model
 
@@ -1106,15 +558,15 @@ class MixpeekTools:
 
         return ToolDefinition(
             name=name,
-            description=_clip(
+            description=clip(
                 f"Describe what the retriever {label!r} searches and which inputs "
                 f"{search_name} takes (answered instantly, no search is run)."
             ),
-            arguments_model=_empty_model(_pascal(label) + "DescribeArgs"),
+            arguments_model=empty_model(pascal_case(label) + "DescribeArgs"),
             retriever_id=rid,
             kind="describe",
             request_builder=lambda _args: MixpeekRequest(
-                "GET", f"/retrievers/{_segment(rid)}", retriever_id=rid
+                "GET", f"/retrievers/{path_segment(rid)}", retriever_id=rid
             ),
             local_answer=answer,
         )
@@ -1132,7 +584,7 @@ class MixpeekTools:
         def build(arguments: BaseModel) -> MixpeekRequest:
             return MixpeekRequest(
                 "POST",
-                f"/retrievers/{_segment(rid)}/execute/explain",
+                f"/retrievers/{path_segment(rid)}/execute/explain",
                 body={"inputs": to_inputs(arguments)},
                 retriever_id=rid,
                 labels={"tool": name, "kind": "explain"},
@@ -1140,7 +592,7 @@ class MixpeekTools:
 
         return ToolDefinition(
             name=name,
-            description=_clip(
+            description=clip(
                 f"Explain how the retriever {label!r} would run {search_name} for these inputs "
                 "(its stages and cost estimate) without running the search."
             ),
@@ -1261,6 +713,46 @@ class MixpeekTools:
         """Async :meth:`handle` (same core)."""
         return await self._get_dispatcher().ahandle(tool_calls, style=style)
 
+    def close(self) -> None:
+        """Close this tool set's connections and stop its worker threads.
+
+        The tool set stays usable: a later call opens what it needs again.
+        """
+        with self._lock:
+            dispatcher = self._dispatcher
+        if dispatcher is not None:
+            dispatcher.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, for ``async with`` (closing never blocks on the network)."""
+        self.close()
+
+    def __enter__(self) -> MixpeekTools:
+        """The tool set itself; :meth:`close` runs on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the tool set."""
+        self.close()
+
+    async def __aenter__(self) -> MixpeekTools:
+        """The tool set itself; :meth:`aclose` runs on exit."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the tool set."""
+        await self.aclose()
+
     def as_agents_tools(self, **options: Any) -> list[Any]:
         """The tools as openai-agents ``FunctionTool`` objects that run this dispatcher
         (needs the ``agents`` extra); see :func:`mixpeek_openai.agents.as_agents_tools`."""
@@ -1325,4 +817,10 @@ def _check_execute_options(options: Mapping[str, Any]) -> dict[str, Any]:
             f"Unknown execute option(s) {', '.join(bad)}{hint}. "
             f"Valid options are: {', '.join(sorted(allowed))}."
         )
-    return dict(_plain(dict(options)))
+    return dict(to_plain(dict(options)))
+
+
+def _client_scope(client: Any) -> tuple[str, str]:
+    base_url = str(getattr(client, "base_url", "") or "")
+    namespace = str(getattr(client, "namespace", "") or "")
+    return base_url, namespace

@@ -14,11 +14,11 @@ from mixpeek_openai import (
     arun_assistant,
     arun_chat,
     arun_responses,
-    create_assistant,
     run_assistant,
     run_chat,
     run_responses,
 )
+from mixpeek_openai.assistants import create_assistant
 from mixpeek_openai.dispatch import ToolCallResult
 from mixpeek_openai.testing import FakeMixpeek, StubOpenAI
 from mixpeek_openai.tools import MixpeekTools

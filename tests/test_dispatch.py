@@ -88,7 +88,7 @@ def error_of(result: ToolCallResult) -> dict[str, Any]:
 
 
 def our_threads() -> list[threading.Thread]:
-    """Dispatcher worker threads still alive (after letting idle ones exit)."""
+    """Dispatcher worker threads still alive (after letting closed pools' threads exit)."""
     threads = [t for t in threading.enumerate() if t.name.startswith("mixpeek-openai-call")]
     for t in threads:
         t.join(timeout=5)
@@ -182,6 +182,7 @@ def test_503_storm_ends_at_the_deadline_with_nothing_left_running(
     assert len(fake.requests_for("execute")) == sum(r.attempts for r in results)
     assert sum(clock.sleeps) <= 2 * 20.0
     seen = len(fake.requests)
+    tools.close()
     assert our_threads() == []
     assert fake.in_flight() == 0
     assert len(fake.requests) == seen
@@ -198,6 +199,7 @@ def test_a_hanging_server_is_cut_off_by_the_deadline(
 
     assert result.error is not None and result.error.kind == "deadline_exceeded"
     assert error_of(result)["type"] == "temporarily_unavailable"
+    tools.close()
     assert our_threads() == []
 
 
@@ -377,6 +379,7 @@ def test_parallel_calls_overlap_on_the_server(
     assert [r.call_id for r in results] == [f"c{i}" for i in range(8)]
     assert all(r.ok for r in results)
     assert fake.max_overlap("execute") == 8
+    tools.close()
     assert our_threads() == []
 
 
@@ -655,10 +658,12 @@ def test_a_stuck_worker_is_answered_at_the_deadline(
     )
     seen: list[CallEvent] = []
     tools.config = DispatchConfig(deadline_s=0.2, on_call_event=seen.append)
+    dispatcher = Dispatcher(tools)
     try:
-        results = run(Dispatcher(tools), [call("a", name="stuck"), call("b")])
+        results = run(dispatcher, [call("a", name="stuck"), call("b")])
     finally:
         release.set()
+        dispatcher.close()
 
     assert [r.call_id for r in results] == ["a", "b"]
     assert results[1].ok

@@ -16,16 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mixpeek_openai import (
-    ConfigurationError,
-    DispatchConfig,
-    MixpeekSchemaWarning,
-    MixpeekTools,
-    RetryPolicy,
-    build_arguments_model,
-    strict_json_schema,
-)
+from mixpeek_openai import DispatchConfig, MixpeekTools, RetryPolicy
+from mixpeek_openai.errors import ConfigurationError, MixpeekSchemaWarning
 from mixpeek_openai.results import estimate_tokens
+from mixpeek_openai.schema import build_arguments_model, strict_json_schema
 from mixpeek_openai.testing import StubOpenAI
 
 FUZZ = settings(

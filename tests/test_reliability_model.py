@@ -24,14 +24,9 @@ from _reliability import (
     thread_baseline,
 )
 
-from mixpeek_openai import (
-    CallEvent,
-    DispatchConfig,
-    MixpeekTools,
-    OutputTruncatedError,
-    RunExpiredError,
-    RunIncompleteError,
-)
+from mixpeek_openai import DispatchConfig, MixpeekTools
+from mixpeek_openai.dispatch import CallEvent
+from mixpeek_openai.errors import OutputTruncatedError, RunExpiredError, RunIncompleteError
 from mixpeek_openai.testing import FakeMixpeek, StubOpenAI
 
 

@@ -21,8 +21,8 @@ import pytest
 from _reliability import DEMO, LOOPS, LoopRunner, leftover_threads, settle, thread_baseline
 from pydantic import BaseModel, ConfigDict
 
-from mixpeek_openai import CallEvent, DispatchConfig, MixpeekTools, RetryPolicy
-from mixpeek_openai.dispatch import Dispatcher
+from mixpeek_openai import DispatchConfig, MixpeekTools, RetryPolicy
+from mixpeek_openai.dispatch import CallEvent, Dispatcher
 from mixpeek_openai.retries import ManualClock
 from mixpeek_openai.testing import FakeMixpeek, Fault, StubOpenAI
 
