@@ -164,6 +164,11 @@ class Pipeline:
                 self._endpoint = Endpoint.from_client(self._client)
             return self._endpoint
 
+    def check_client(self) -> None:
+        """Raise :class:`ConfigurationError` now if the client cannot send requests."""
+        if self._client is not None:
+            self.endpoint()
+
     def sync_transport(self) -> SyncTransport:
         endpoint = self.endpoint()
         with self._lock:
@@ -223,8 +228,8 @@ class Pipeline:
                     )
                     answer = self._concluded(job, step, outcome)
             return self._finish(job, trace, answer, step)
-        except CallbackFailed:
-            raise
+        except (CallbackFailed, ConfigurationError):
+            raise  # the caller's own mistake: not something to tell the model
         except Exception as exc:
             return self._internal(job, trace, exc)
 
@@ -254,8 +259,8 @@ class Pipeline:
                     )
                     answer = self._concluded(job, step, outcome)
             return self._finish(job, trace, answer, step)
-        except CallbackFailed:
-            raise
+        except (CallbackFailed, ConfigurationError):
+            raise  # the caller's own mistake: not something to tell the model
         except Exception as exc:
             return self._internal(job, trace, exc)
 

@@ -105,6 +105,7 @@ class Dispatcher:
         jobs = _plan(normalize_calls(calls, style=style), pipeline.config)
         if len(jobs) <= 1:
             return [self._unwrap(pipeline.run, job) for job in jobs]
+        pipeline.check_client()
         executor = self._get_executor(pipeline.config)
         futures = [executor.submit(pipeline.run, job) for job in jobs]
         try:
@@ -130,6 +131,7 @@ class Dispatcher:
         jobs = _plan(normalize_calls(calls, style=style), pipeline.config)
         if len(jobs) <= 1:
             return [await self._aunwrap(pipeline, job) for job in jobs]
+        pipeline.check_client()
         semaphore = asyncio.Semaphore(pipeline.config.max_concurrency)
 
         async def run(job: Job) -> ToolCallResult:

@@ -4,8 +4,11 @@ back what the model was sent, and check that nothing was left running."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,15 +215,40 @@ def is_fake_server_thread(thread: threading.Thread) -> bool:
     return thread.name.startswith("FakeMixpeek:") or "process_request_thread" in thread.name
 
 
-def leftover_threads(baseline: set[int]) -> list[threading.Thread]:
-    """Threads started since ``baseline`` (idents) that are still alive after a grace
-    period, other than the fake server's own."""
+POOL_PREFIX = "mixpeek-openai-call"
+
+
+def working_on_a_call(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is running a tool call now (an idle pool worker is not)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(("_pipeline.py", "_transport.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def leftover_threads(baseline: set[int], *, grace_s: float = 5.0) -> list[threading.Thread]:
+    """Threads started since ``baseline`` (idents) still alive, or still working on a call,
+    after a grace period, other than the fake server's own. A tool set's long-lived
+    worker pool may stay, as long as its workers are idle."""
+    gc.collect()  # tool sets nobody holds any more stop their pools
     fresh = [
         t for t in threading.enumerate() if t.ident not in baseline and not is_fake_server_thread(t)
     ]
+    deadline = time.monotonic() + grace_s
+    left = []
     for thread in fresh:
-        thread.join(timeout=5)
-    return [t for t in fresh if t.is_alive()]
+        if thread.name.startswith(POOL_PREFIX):
+            while working_on_a_call(thread) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if working_on_a_call(thread):
+                left.append(thread)
+            continue
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(thread)
+    return left
 
 
 def thread_baseline() -> set[int]:

@@ -7,12 +7,15 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _reliability import POOL_PREFIX, working_on_a_call
 
 from mixpeek_openai.dispatch import CallEvent, DispatchConfig, Dispatcher, ToolCallResult
+from mixpeek_openai.errors import ConfigurationError
 from mixpeek_openai.results import default_token_counter
 from mixpeek_openai.retries import ManualClock, RetryPolicy
 from mixpeek_openai.testing import FakeMixpeek, Fault
@@ -88,11 +91,12 @@ def error_of(result: ToolCallResult) -> dict[str, Any]:
 
 
 def our_threads() -> list[threading.Thread]:
-    """Dispatcher worker threads still alive (after letting closed pools' threads exit)."""
-    threads = [t for t in threading.enumerate() if t.name.startswith("mixpeek-openai-call")]
-    for t in threads:
-        t.join(timeout=5)
-    return [t for t in threads if t.is_alive()]
+    """Dispatcher worker threads still working on a call after a grace period."""
+    threads = [t for t in threading.enumerate() if t.name.startswith(POOL_PREFIX)]
+    deadline = time.monotonic() + 5
+    while any(working_on_a_call(t) for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [t for t in threads if working_on_a_call(t)]
 
 
 # -- retries ------------------------------------------------------------------------------
@@ -536,17 +540,23 @@ def test_call_events(
     assert events[2].attempt == 2 and events[2].elapsed_s == pytest.approx(1.0)
 
 
-def test_a_raising_event_callback_does_not_break_dispatch(
-    run: Run, fake: FakeMixpeek, make_tools: Callable[..., MixpeekTools]
+@pytest.mark.parametrize("calls", [1, 3])
+def test_a_raising_event_callback_stops_the_batch_and_propagates(
+    run: Run, fake: FakeMixpeek, make_tools: Callable[..., MixpeekTools], calls: int
 ) -> None:
     def callback(event: CallEvent) -> None:
-        raise ValueError("observer bug")
+        if event.kind == "finished":
+            raise ValueError("observer bug")
 
     tools = make_tools(on_call_event=callback)
+    batch = [call(f"c{i}", {"query": f"topic {i}"}) for i in range(calls)]
 
-    [result] = run(tools, [call("c1")])
+    with pytest.raises(ValueError, match="observer bug"):
+        run(tools, batch)
 
-    assert result.ok
+    # Nothing the batch started is still working, and no request is left in flight.
+    assert our_threads() == []
+    assert fake.wait_until_idle(timeout=5)
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -611,25 +621,36 @@ def test_a_client_with_its_own_request_is_still_bounded_by_the_deadline(
     assert error_of(result)["type"] == "temporarily_unavailable"
 
 
-def test_a_mixpeek_without_a_replaceable_pool_warns_and_falls_back(
+def test_requests_use_only_the_clients_public_attributes(
     run: Run, fake: FakeMixpeek, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mixpeek import Mixpeek
 
     client = fake.client()
-    original = Mixpeek.__init__
 
-    def without_pool(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        del self._http
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the mixpeek client's own request path was used")
 
-    monkeypatch.setattr(Mixpeek, "__init__", without_pool)
-    tools = MixpeekTools.from_retrievers(client, ["ret_product_demos"])
+    # Neither the client's private request method nor its connection pool is touched:
+    # only api_key, namespace, base_url and timeout are read.
+    monkeypatch.setattr(Mixpeek, "_request", refuse)
+    monkeypatch.setattr(client, "_http", None)
+    tools = MixpeekTools.from_retrievers(client, ["ret_product_demos"], refresh=True)
 
-    with pytest.warns(RuntimeWarning, match="connection pool"):
-        [result] = run(tools, [call("c1")])
+    [result] = run(tools, [call("c1")])
 
     assert result.ok
+    [execute] = fake.requests_for("execute")
+    assert execute.body["inputs"] == {"query": "sso setup"}
+
+
+def test_a_client_without_connection_attributes_is_a_configuration_error() -> None:
+    class NotAClient:
+        pass
+
+    tools = MixpeekTools(NotAClient(), [{"retriever_id": "r1", "input_schema": {}}])
+    with pytest.raises(ConfigurationError, match="api_key"):
+        tools.dispatch([call("c1", {}, name=tools.names[0])])
 
 
 def test_a_stuck_worker_is_answered_at_the_deadline(
@@ -640,7 +661,7 @@ def test_a_stuck_worker_is_answered_at_the_deadline(
     search = real.get(SEARCH)
     assert search is not None
 
-    def stuck(arguments: Any) -> Any:
+    def stuck(**arguments: Any) -> Any:
         release.wait(10)  # somewhere no timeout reaches
         return {"late": True}
 
@@ -652,8 +673,8 @@ def test_a_stuck_worker_is_answered_at_the_deadline(
             description="never answers",
             arguments_model=search.arguments_model,
             retriever_id=None,
-            kind="describe",
-            local_answer=stuck,
+            kind="function",
+            function=stuck,
         ),
     )
     seen: list[CallEvent] = []

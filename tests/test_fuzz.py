@@ -3,7 +3,7 @@
 Random ``input_schema``s and random or adversarial arguments and responses go through the
 public pipeline. Whatever comes in: no unhandled exception, exactly one output per call,
 every output valid JSON and within the token budget. The Mixpeek send is replaced by a
-duck-typed client returning a generated response, so no server is needed.
+loopback server answering with the generated response (tests/_canned.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import warnings
 from typing import Any
 
 import pytest
+from _canned import canned_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mixpeek import Mixpeek
 
 from mixpeek_openai import DispatchConfig, MixpeekTools, RetryPolicy
 from mixpeek_openai.errors import ConfigurationError, MixpeekSchemaWarning
@@ -103,25 +105,12 @@ SPECS = st.recursive(st.builds(dict, type=st.sampled_from(TYPES)), _spec, max_le
 SCHEMAS = st.dictionaries(FIELD_NAMES, SPECS, min_size=0, max_size=6)
 
 
-class _Retrievers:
-    def __init__(self, response: Any) -> None:
-        self.response = response
-        self.sent: list[dict[str, Any]] = []
-
-    def execute(self, retriever_id: str, *, inputs: Any, **body: Any) -> Any:
-        self.sent.append({"retriever_id": retriever_id, "inputs": inputs, **body})
-        return self.response
-
-
-class _Client:
-    """Stands in for ``mixpeek.Mixpeek``: answers every execute with ``response``."""
-
-    api_key = "mxp-fuzz-key-0"
-    namespace = "ns_fuzz"
-    base_url = "http://fuzz.invalid/v1"
-
-    def __init__(self, response: Any) -> None:
-        self.retrievers = _Retrievers(response)
+def _client(response: Any) -> Any:
+    """A real Mixpeek client whose every execute gets ``response`` from a loopback server."""
+    server = canned_server()
+    server.answer(response)
+    server.sent.clear()
+    return Mixpeek(api_key="mxp-fuzz-key-0", namespace="ns_fuzz", base_url=server.base_url)
 
 
 def _tools(schema: dict[str, Any], response: Any, budget: int) -> MixpeekTools | None:
@@ -135,7 +124,7 @@ def _tools(schema: dict[str, Any], response: Any, budget: int) -> MixpeekTools |
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixpeekSchemaWarning)
         try:
-            return MixpeekTools(_Client(response), [definition], config=config)
+            return MixpeekTools(_client(response), [definition], config=config)
         except ConfigurationError:
             return None
 
@@ -196,9 +185,8 @@ def test_random_arguments_always_get_one_bounded_json_output(
     calls.append(_call("unknown", "no_such_tool_" + "x" * 40, {"q": 1}))
     _check_outputs(tools, calls, budget)
     # Whatever was sent, it went to the configured retriever with only declared inputs.
-    for sent in tools.client.retrievers.sent:
-        assert sent["retriever_id"] == "ret_fuzz"
-        assert set(sent) <= {"retriever_id", "inputs", "limit"}
+    for sent in canned_server().sent:
+        assert set(sent) <= {"inputs", "limit", "pagination"}
         assert set(sent["inputs"]) <= set(schema)
 
 
