@@ -50,6 +50,7 @@ from mixpeek_openai._transport import (
 )
 from mixpeek_openai.calls import CallError, CallEvent, ToolCall, ToolCallResult
 from mixpeek_openai.config import DispatchConfig
+from mixpeek_openai.definitions import ToolDefinition
 from mixpeek_openai.errors import ConfigurationError
 from mixpeek_openai.retries import Failure, InvalidBody, RetryOutcome, StatusFailure
 from mixpeek_openai.schema import parse_arguments
@@ -103,7 +104,7 @@ class Job:
 class _Step:
     """A call whose arguments validated: what to run, and how to shape its answer."""
 
-    tool: Any  # a ToolDefinition (typed loosely: definitions may come from any tool source)
+    tool: ToolDefinition
     arguments: dict[str, Any]
     validated: pydantic.BaseModel
     options: results.ShapeOptions
@@ -129,7 +130,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        tools: Callable[[], Mapping[str, Any]],
+        tools: Callable[[], Mapping[str, ToolDefinition]],
         client: Any,
         config: DispatchConfig,
     ) -> None:
@@ -312,11 +313,11 @@ class Pipeline:
             score_digits=self.config.score_digits,
             projection=tool.projection,
             count_tokens=self.config.token_counter,
-            query=_query_text(validated, getattr(tool, "page_size_field", None)),
-            layout=getattr(tool, "layout", "columns"),
-            images=getattr(tool, "images", 0) if call.style == "responses" else 0,
-            offset=_offset(validated, getattr(tool, "offset_field", None)),
-            offset_field=getattr(tool, "offset_field", None),
+            query=_query_text(validated, tool.page_size_field),
+            layout=tool.layout,
+            images=tool.images if call.style == "responses" else 0,
+            offset=_offset(validated, tool),
+            offset_field=tool.offset_field,
         )
         return _Step(tool=tool, arguments=data, validated=validated, options=options)
 
@@ -407,8 +408,10 @@ class Pipeline:
     # -- user functions ------------------------------------------------------------------
 
     def _function_sync(self, job: Job, step: _Step) -> _Answer:
+        function = step.tool.function
+        assert function is not None  # only function tools get here
         try:
-            value = step.tool.function(**_keywords(step.validated))
+            value = function(**_keywords(step.validated))
             if inspect.isawaitable(value):
                 value = _run_coroutine(value, job.deadline)
         except (TimeoutError, asyncio.TimeoutError):
@@ -419,6 +422,7 @@ class Pipeline:
 
     async def _function_async(self, job: Job, step: _Step) -> _Answer:
         function = step.tool.function
+        assert function is not None  # only function tools get here
         remaining = job.deadline.remaining()
         try:
             if inspect.iscoroutinefunction(function):
@@ -641,19 +645,23 @@ def _query_text(validated: pydantic.BaseModel, page_field: str | None) -> str | 
     return " ".join(words) or None
 
 
-def _offset(validated: pydantic.BaseModel, offset_field: str | None) -> int:
-    if not offset_field:
+def _offset(validated: pydantic.BaseModel, tool: ToolDefinition) -> int:
+    """Documents before the requested page (the offset, rounded down to a page boundary)."""
+    if not tool.offset_field:
         return 0
-    value = getattr(validated, offset_field, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    skip = getattr(validated, tool.offset_field, None)
+    if not isinstance(skip, int) or isinstance(skip, bool) or skip <= 0:
+        return 0
+    size = getattr(validated, tool.page_size_field or "", None) or tool.max_page_size or 1
+    return skip // size * size if skip >= size else 0
 
 
-def _trace_fields(job: Job, tool: Any) -> dict[str, Any]:
+def _trace_fields(job: Job, tool: ToolDefinition | None) -> dict[str, Any]:
     return {
         "call_id": job.call.call_id,
         "name": job.call.name,
-        "retriever_id": getattr(tool, "retriever_id", None),
-        "kind": str(getattr(tool, "kind", "unknown")),
+        "retriever_id": tool.retriever_id if tool is not None else None,
+        "kind": tool.kind if tool is not None else "unknown",
     }
 
 

@@ -48,6 +48,7 @@ from mixpeek_openai.calls import (
     normalize_calls,
 )
 from mixpeek_openai.config import DispatchConfig
+from mixpeek_openai.definitions import ToolDefinition
 
 __all__ = [
     "CallError",
@@ -66,8 +67,8 @@ class ToolSource(Protocol):
     """What a dispatcher runs calls against (``MixpeekTools`` is one)."""
 
     @property
-    def definitions(self) -> Sequence[Any]:
-        """The tool definitions (``ToolDefinition``), names unique."""
+    def definitions(self) -> Sequence[ToolDefinition]:
+        """The tool definitions, names unique."""
         ...
 
     @property
@@ -87,7 +88,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._pipeline: Pipeline | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._by_name: tuple[Sequence[Any], dict[str, Any]] | None = None
+        self._by_name: tuple[Sequence[ToolDefinition], dict[str, ToolDefinition]] | None = None
 
     @property
     def config(self) -> DispatchConfig:
@@ -178,7 +179,7 @@ class Dispatcher:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _definitions(self) -> Mapping[str, Any]:
+    def _definitions(self) -> Mapping[str, ToolDefinition]:
         definitions = self._source.definitions
         cached = self._by_name
         if cached is None or cached[0] is not definitions:
