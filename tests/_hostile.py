@@ -157,10 +157,17 @@ class Connection:
     requests: list[Request] = field(default_factory=list)
     closed_at: float | None = None
     closed_by: Literal["client", "server"] | None = None
+    answering: bool = False
+    """A request was read and its answer is not finished (silent, dripping...)."""
 
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+    @property
+    def held(self) -> bool:
+        """Open with a request still unanswered (not idle between requests)."""
+        return self.is_open and self.answering
 
     @property
     def carried_execute(self) -> bool:
@@ -168,7 +175,7 @@ class Connection:
 
     def __repr__(self) -> str:
         paths = [f"{r.method} {r.path}" for r in self.requests]
-        state = "open" if self.is_open else f"closed by {self.closed_by}"
+        state = "held" if self.held else "open" if self.is_open else f"closed by {self.closed_by}"
         return f"Connection(#{self.number}, {state}, {paths})"
 
 
@@ -472,15 +479,22 @@ class HostileServer:
         with self._lock:
             return self._lock.wait_for(lambda: self.execute_count() >= count, timeout)
 
-    def open_after(self, seconds: float = 1.0, *, executes_only: bool = True) -> list[Connection]:
-        """Connections (that carried an execute, by default) still open after waiting up
-        to ``seconds`` for every one of them to be closed by the client."""
+    def open_after(
+        self, seconds: float = 1.0, *, idle_too: bool = False, executes_only: bool = True
+    ) -> list[Connection]:
+        """Connections still open after waiting up to ``seconds`` for them to close.
+
+        By default only connections *held* on an unanswered execute count (a connection
+        idle in a keep-alive pool after a complete answer is not a leftover of a call);
+        ``idle_too`` counts every open one, ``executes_only=False`` those that never
+        carried an execute as well.
+        """
 
         def still_open() -> list[Connection]:
             return [
                 c
                 for c in self._connections
-                if c.is_open and (c.carried_execute or not executes_only)
+                if (c.is_open if idle_too else c.held) and (c.carried_execute or not executes_only)
             ]
 
         with self._lock:
@@ -529,9 +543,13 @@ class HostileServer:
                 request, buffer = self._read_request(sock, buffer)
                 with self._lock:
                     conn.requests.append(request)
+                    conn.answering = True
                     self._lock.notify_all()
                 exchange = Exchange(self, sock, request)
                 self._route(exchange)
+                with self._lock:
+                    conn.answering = False
+                    self._lock.notify_all()
                 if not exchange.keep_alive:
                     break
         except ClientGone:
