@@ -44,7 +44,7 @@ from mixpeek_openai.tools import MixpeekTools
 
 DEADLINE_S = 0.5
 SLACK_S = 0.5  # the bound: every call returns by deadline_s + 0.5 s
-WATCHDOG_S = 6.0  # a call still blocked this long has failed; stop waiting for it
+WATCHDOG_S = 3.0  # a call still blocked this long has failed; stop waiting for it
 
 STALLING: dict[str, Callable[[], Behaviour]] = {
     "silent": silent,
