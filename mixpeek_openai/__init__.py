@@ -150,8 +150,8 @@ def __getattr__(name: str) -> Any:
         if module is None:
             raise AttributeError(f"module 'mixpeek_openai' has no attribute {name!r}")
         warnings.warn(
-            f"mixpeek_openai.{name} moved: import it from {module} instead "
-            "(the top-level name will be removed in a future release).",
+            f"{name} moved to {module}: import it from there (the top-level name "
+            "will be removed in a future release).",
             DeprecationWarning,
             stacklevel=2,
         )

@@ -8,7 +8,8 @@ Both sides can send anything, so neither is handed to ``json.loads`` as is:
   ``RecursionError``, which becomes :class:`BadJSON` here, not a crash later.
 * **Numbers.** Integers longer than :data:`MAX_INT_DIGITS` digits are refused while
   decoding (a 400-digit score cannot be rounded, a 5,000-digit total cannot even be
-  converted); ``NaN`` and ``Infinity`` literals are refused (they are not JSON).
+  converted); ``NaN`` and ``Infinity`` literals are refused (they are not JSON), and so
+  are floats that overflow (``1e999``) in the model's arguments.
 * **Text.** Bytes must be UTF-8; ``\\ud800``-style escapes that decode to lone surrogates
   (which cannot be encoded again) are replaced with U+FFFD.
 
@@ -45,9 +46,21 @@ def _no_constant(name: str) -> Any:
     raise BadJSON(f"{name} is not a JSON value")
 
 
-def _loads(text: str) -> Any:
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:
+        raise BadJSON(f"the number {text[:20]}... is out of range")
+    return value
+
+
+def _loads(text: str, *, check_floats: bool = False) -> Any:
     try:
-        value = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+        value = json.loads(
+            text,
+            parse_int=_bounded_int,
+            parse_constant=_no_constant,
+            parse_float=_finite_float if check_floats else None,
+        )
         if ("\\ud" in text or "\\uD" in text) and _has_surrogates(value):
             value = _replace_surrogates(value)
     except BadJSON:
@@ -83,7 +96,9 @@ def decode_arguments(text: str, *, max_bytes: int) -> Any:
                 f"the arguments are nested {depth} levels deep; at most "
                 f"{MAX_ARGUMENT_DEPTH} are accepted"
             )
-    return _loads(text)
+    # Arguments are small, so every float is checked too (a body's are, where it matters,
+    # by the dispatcher's contract check: checking each float would double decoding time).
+    return _loads(text, check_floats=True)
 
 
 def decode_body(body: bytes) -> Any:

@@ -630,6 +630,9 @@ def _check_contract(kind: str, value: Any) -> None:
     for document in documents:
         if not isinstance(document, dict):
             raise InvalidBody("documents holds something other than objects")
+        score = document.get("score")
+        if isinstance(score, float) and score - score != 0.0:  # inf or nan
+            raise InvalidBody("a document's score is not a finite number")
 
 
 def _keywords(validated: pydantic.BaseModel) -> dict[str, Any]:

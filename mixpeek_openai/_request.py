@@ -45,4 +45,6 @@ class MixpeekRequest:
         """The body as compact UTF-8 JSON, or ``None`` when there is none."""
         if self.body is None:
             return None
-        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return json.dumps(
+            self.body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
