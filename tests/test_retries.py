@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import tenacity
-import urllib3.exceptions
-from mixpeek._client.client import MixpeekAPIError
 
+from mixpeek_openai._decode import BadJSON
+from mixpeek_openai._http11 import ProtocolViolation, Response
+from mixpeek_openai._transport import (
+    ConnectFailed,
+    ConnectionDropped,
+    DeadlineReached,
+    ReadTimedOut,
+)
 from mixpeek_openai.errors import ConfigurationError
 from mixpeek_openai.retries import (
     Deadline,
     Failure,
+    InvalidBody,
     ManualClock,
     RetryPolicy,
+    StatusFailure,
     classify_exception,
 )
 
 
-def http(status: int, **details: Any) -> MixpeekAPIError:
+def http(status: int, headers: dict[str, str] | None = None, **details: Any) -> StatusFailure:
     body: dict[str, Any] = {"error": {"message": "boom"}}
     if details:
         body["error"]["details"] = details
-    return MixpeekAPIError(status, body)
+    return StatusFailure(Response(status, headers or {}, json.dumps(body).encode()))
 
 
 def failing(*errors: BaseException, value: str = "ok") -> Callable[[], str]:
@@ -128,18 +137,21 @@ def test_classifies_mixpeek_errors_with_advice() -> None:
         3.0,
         True,
     )
-    legacy = MixpeekAPIError(429, {"detail": {"error": {"details": {"retry_after_seconds": 4}}}})
-    assert classify_exception(legacy).retry_after_s == 4.0
+    legacy = {"detail": {"error": {"details": {"retry_after_seconds": 4}}}}
+    response = Response(429, {}, json.dumps(legacy).encode())
+    assert classify_exception(StatusFailure(response)).retry_after_s == 4.0
 
 
 @pytest.mark.parametrize(
     ("exc", "kind", "sent"),
     [
-        (urllib3.exceptions.NewConnectionError(None, "refused"), "connection_error", False),  # type: ignore[arg-type]
-        (urllib3.exceptions.ConnectTimeoutError(), "timeout", False),
-        (urllib3.exceptions.ReadTimeoutError(None, "/", "slow"), "timeout", True),  # type: ignore[arg-type]
-        (urllib3.exceptions.ProtocolError("reset"), "connection_error", True),
-        (ConnectionResetError(), "connection_error", True),
+        (ConnectFailed("could not connect (refused)", sent=False), "connection_error", False),
+        (ConnectFailed("timed out connecting", sent=False), "timeout", False),
+        (ReadTimedOut("timed out waiting for the response"), "timeout", True),
+        (ConnectionDropped("reset", no_response=False), "connection_error", True),
+        (DeadlineReached("late", sent=False), "deadline_exceeded", False),
+        (ProtocolViolation("short body"), "invalid_response", True),
+        (InvalidBody("not an object"), "invalid_response", True),
         (ValueError("Expecting value"), "internal_error", True),
         (RuntimeError("bug"), "internal_error", True),
     ],
@@ -150,11 +162,13 @@ def test_classifies_transport_errors(exc: BaseException, kind: str, sent: bool) 
 
 
 def test_classifies_malformed_json() -> None:
-    import json
+    assert classify_exception(BadJSON("it is not valid JSON")).kind == "invalid_response"
 
-    with pytest.raises(json.JSONDecodeError) as info:
-        json.loads("{")
-    assert classify_exception(info.value).kind == "invalid_response"
+
+def test_a_redirect_is_an_http_error_that_is_not_retried() -> None:
+    failure = classify_exception(http(302, {"location": "/elsewhere"}))
+    assert (failure.kind, failure.status) == ("http_error", 302)
+    assert not RetryPolicy().should_retry(failure, idempotent=True)
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -179,7 +193,7 @@ def test_call_stops_at_max_attempts(clock: ManualClock) -> None:
     assert not outcome.ok
     assert (outcome.attempts, outcome.gave_up) == (3, "max_attempts")
     assert outcome.failure is not None and outcome.failure.status == 502
-    assert isinstance(outcome.exception, MixpeekAPIError)
+    assert isinstance(outcome.exception, StatusFailure)
 
 
 def test_call_does_not_retry_client_errors(policy: RetryPolicy, clock: ManualClock) -> None:
@@ -210,10 +224,10 @@ def test_call_never_sleeps_past_the_deadline(clock: ManualClock) -> None:
 
 
 def test_non_idempotent_requests_are_not_retried_after_sending(policy: RetryPolicy) -> None:
-    sent = urllib3.exceptions.ProtocolError("dropped")
+    sent = ConnectionDropped("dropped", no_response=False)
     outcome = policy.call(failing(sent), deadline=policy.new_deadline(20), idempotent=False)
     assert outcome.attempts == 1
-    unsent = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    unsent = ConnectFailed("could not connect (refused)", sent=False)
     outcome = policy.call(failing(unsent), deadline=policy.new_deadline(20), idempotent=False)
     assert outcome.ok and outcome.attempts == 2
 
@@ -227,17 +241,36 @@ def test_tenacity_kwargs_apply_the_policy_to_any_call(
 
 
 def test_an_http_date_retry_after_is_honoured(policy: RetryPolicy) -> None:
-    from mixpeek_openai._transport import StatusError
-
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    failure = classify_exception(StatusError(503, {"Retry-After": when}, b""))
+    failure = classify_exception(StatusFailure(Response(503, {"retry-after": when}, b"")))
     assert failure.retry_after_s is not None and 25 <= failure.retry_after_s <= 31
-    garbage = classify_exception(StatusError(503, {"Retry-After": "soon"}, b"not json"))
+    garbage = classify_exception(StatusFailure(Response(503, {"retry-after": "soon"}, b"not json")))
     assert garbage.retry_after_s is None and garbage.detail == "not json"
 
 
 def test_deadline_on_a_manual_clock(clock: ManualClock) -> None:
     deadline = Deadline(2, clock=clock.now)
-    assert deadline.remaining() == 2 and not deadline.expired()
+    assert deadline.remaining() == pytest.approx(2, abs=0.5) and not deadline.expired()
     clock.advance(2.5)
     assert deadline.remaining() == 0 and deadline.expired()
+
+
+def test_a_manual_clock_cannot_stretch_a_deadline_past_real_time(clock: ManualClock) -> None:
+    # The manual clock never moves, but the real one still ends the deadline (a nanosecond
+    # passes between creating it and asking, on any machine).
+    deadline = Deadline(1e-9, clock=clock.now)
+    assert deadline.expired()
+
+
+async def test_acall_shares_the_decisions_of_call(clock: ManualClock) -> None:
+    policy = RetryPolicy(sleep=clock.sleep, clock=clock.now, jitter=0)
+    errors = [http(503), http(429, retry_after_seconds=2)]
+
+    async def attempt() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    outcome = await policy.acall(attempt, deadline=policy.new_deadline(20))
+    assert outcome.ok and outcome.value == "ok" and outcome.attempts == 3
+    assert clock.sleeps == [0.5, 2.0]
