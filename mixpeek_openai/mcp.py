@@ -27,6 +27,7 @@ From Python::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
@@ -257,18 +258,57 @@ def _instructions(tools: MixpeekTools) -> str:
 # -- transports -----------------------------------------------------------------------------
 
 
+class _Handles:
+    """The stdio loop's event loop and cancel scope, to stop it from the waiting thread."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.scope: Any = None
+
+    def cancel(self) -> None:
+        if self.loop is not None and self.scope is not None:
+            self.loop.call_soon_threadsafe(self.scope.cancel)
+
+
 def _serve_stdio(server: Server[Any], tools: MixpeekTools) -> None:
     import anyio
     from mcp.server.stdio import stdio_server
 
-    async def run() -> None:
-        # While it serves, the SDK points fd 1 at stderr: a stray print cannot corrupt
-        # the protocol stream.
-        async with stdio_server() as (read_stream, write_stream):
-            _log.info("MCP server %r serving %d tools on stdio", server.name, len(tools))
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+    handles = _Handles()
 
-    anyio.run(run)
+    async def run() -> None:
+        with anyio.CancelScope() as scope:
+            handles.loop, handles.scope = asyncio.get_running_loop(), scope
+            # While it serves, the SDK points fd 1 at stderr: a stray print cannot
+            # corrupt the protocol stream.
+            async with stdio_server() as (read_stream, write_stream):
+                _log.info("MCP server %r serving %d tools on stdio", server.name, len(tools))
+                init = server.create_initialization_options()
+                await server.run(read_stream, write_stream, init)
+
+    # The SDK reads stdin in a worker thread that only a new line or the end of input
+    # wakes, so a loop run in this thread could not stop on Ctrl-C. Run it in a daemon
+    # thread (its workers are daemons too) and wait here, where signals arrive: at the end
+    # of input it returns; on SIGINT / SIGTERM the loop is cancelled and left behind.
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def serve_loop() -> None:
+        try:
+            anyio.run(run)
+        except BaseException as exc:  # re-raised in the waiting thread below
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=serve_loop, name="mixpeek-mcp-stdio", daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        handles.cancel()  # the calls in flight stop; the blocked reader is left to exit
+        raise
+    if failure:
+        raise failure[0]
     _log.info("MCP server stopped (end of input)")
 
 

@@ -354,21 +354,9 @@ def test_over_streamable_http_on_loopback(fake: FakeMixpeek, tmp_path: Path) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read_stderr() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.append(line)
-            if "listening on" in line:
-                ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
+    lines, reader = _watch(process, "listening on")
     try:
-        assert ready.wait(STARTUP_S), "the server did not start"
+        assert reader.ready.wait(STARTUP_S), "the server did not start"
         match = re.search(r"listening on (http://127\.0\.0\.1:\d+/mcp)", "".join(lines))
         assert match, "".join(lines)
         url = match.group(1)
@@ -396,15 +384,79 @@ def test_over_streamable_http_on_loopback(fake: FakeMixpeek, tmp_path: Path) -> 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        reader.join(timeout=10)
-        assert process.stdout is not None and process.stderr is not None
-        stdout = process.stdout.read()
-        process.stdout.close()
-        process.stderr.close()
+        stdout = _stop(process, reader)
     assert stdout == ""  # logs never go to stdout
     log = "".join(lines)
     assert "stopped" in log
     assert "Traceback" not in log and fake.api_key not in log
+
+
+def test_stdio_stops_cleanly_on_sigint(fake: FakeMixpeek, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "mixpeek_openai.mcp", "--retriever", "ret_catalog"]
+    env = {
+        **os.environ,
+        **_server_env(
+            MIXPEEK_API_KEY=fake.api_key,
+            MIXPEEK_NAMESPACE=fake.namespace,
+            MIXPEEK_BASE_URL=fake.base_url,
+        ),
+    }
+    # stdin stays open: only the signal can stop the server.
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines, reader = _watch(process, "serving")
+    try:
+        assert reader.ready.wait(STARTUP_S), "the server did not start"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        stdout = _stop(process, reader)
+    assert stdout == ""
+    log = "".join(lines)
+    assert "stopped (interrupted)" in log
+    assert "Traceback" not in log and fake.api_key not in log
+
+
+class _Reader(threading.Thread):
+    """Collects a subprocess's stderr lines; ``ready`` is set once one contains ``marker``."""
+
+    def __init__(self, process: subprocess.Popen[str], marker: str, lines: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.process, self.marker, self.lines = process, marker, lines
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            if self.marker in line:
+                self.ready.set()
+        self.ready.set()
+
+
+def _watch(process: subprocess.Popen[str], marker: str) -> tuple[list[str], _Reader]:
+    lines: list[str] = []
+    reader = _Reader(process, marker, lines)
+    reader.start()
+    return lines, reader
+
+
+def _stop(process: subprocess.Popen[str], reader: _Reader) -> str:
+    """Make sure the process is gone and its pipes closed; returns what it wrote to stdout."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+    reader.join(timeout=10)
+    assert process.stdout is not None and process.stderr is not None
+    stdout = process.stdout.read()
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+    return stdout
