@@ -101,7 +101,6 @@ def build_server(tools: MixpeekTools, *, name: str = DEFAULT_NAME) -> Server[Any
     ``tools/list`` reads the definitions on every request (a refreshed tool set is seen at
     once); ``tools/call`` runs the call through ``tools.adispatch``. Run the server on any
     transport the SDK offers, or use :func:`serve`.
-
     """
     from mixpeek_openai import __version__
 
