@@ -11,12 +11,15 @@ Run it: ``python examples/agents_runner.py`` (needs the ``agents`` extra)
 
 from __future__ import annotations
 
-from _common import setup
+import asyncio
+
+from _common import Setup, setup
 from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, RunConfig, Runner
 
 from mixpeek_openai import DispatchConfig, MixpeekTools
 
-with setup() as env:
+
+async def main(env: Setup) -> None:
     config = DispatchConfig(
         deadline_s=15.0,
         on_call_event=lambda e: print(f"  [{e.kind}] {e.name} attempt={e.attempt}"),
@@ -36,5 +39,11 @@ with setup() as env:
             model=model,
         )
         print(f"{label}:")
-        result = Runner.run_sync(agent, "Show me demos about SSO setup", run_config=run_config)
+        result = await Runner.run(agent, "Show me demos about SSO setup", run_config=run_config)
         print("  Answer:", result.final_output)
+    # One event loop for both runs: the async OpenAI client belongs to it.
+    await env.async_openai.close()
+
+
+with setup() as env:
+    asyncio.run(main(env))
