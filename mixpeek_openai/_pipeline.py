@@ -83,6 +83,7 @@ class Job:
     scope: CancelScope = field(default_factory=CancelScope)
     attempts: int = 0
     last_status: int | None = None
+    trace: tracing.CallTrace | None = None
     _answered: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -276,14 +277,16 @@ class Pipeline:
             _outputs.service_failure(failure, None, self.scrub.text).render(self._fits),
             _outputs.call_error(failure, last_status=job.last_status),
         )
-        return self._finish(job, tracing.start_call(**_trace_fields(job, None)), answer)
+        trace = job.trace or tracing.start_call(**_trace_fields(job, None))
+        return self._finish(job, trace, answer)
 
     # -- steps shared by both drivers ----------------------------------------------------
 
     def _start(self, job: Job) -> tracing.CallTrace:
         self._emit(job, "started")
         tool = self._tools().get(job.call.name)
-        return tracing.start_call(**_trace_fields(job, tool))
+        job.trace = tracing.start_call(**_trace_fields(job, tool))
+        return job.trace
 
     def _prepare(self, job: Job) -> _Step | _Answer:
         """Find the tool and validate the arguments, or say what the model must fix."""

@@ -30,8 +30,8 @@ shared by both paths below; only the socket calls differ:
   per event loop, and in-flight requests are bounded by a semaphore per loop.
 
 No redirect is followed (a 3xx is the server's answer and classified as such), nothing is
-retried here except the stale-connection case (the retry layer decides everything else),
-and no request header is ever stored on anything returned or raised.
+retried here (the retry layer decides, so the attempts it counts are the requests the
+server saw), and no request header is ever stored on anything returned or raised.
 """
 
 from __future__ import annotations
@@ -97,8 +97,7 @@ class ConnectFailed(TransportError):
 class ConnectionDropped(TransportError):
     """The connection failed or was closed while the request was in flight.
 
-    ``no_response`` says that not one byte of a response arrived: on a reused kept-alive
-    connection that means the server had closed it, and the request is sent once more.
+    ``no_response`` says that not one byte of a response arrived.
     """
 
     def __init__(self, message: str, *, no_response: bool) -> None:
@@ -290,14 +289,7 @@ class SyncTransport:
         ``scope`` lets another thread stop the attempt (see :class:`CancelScope`).
         """
         data = self._endpoint.encode(request)
-        sock, reused = self._checkout(deadline, scope)
-        try:
-            return self._exchange(sock, data, deadline, scope)
-        except ConnectionDropped as exc:
-            if not (reused and exc.no_response) or (scope is not None and scope.cancelled):
-                raise
-        # The server had closed the kept-alive connection: send once on a fresh one.
-        sock, _ = self._checkout(deadline, scope, fresh=True)
+        sock = self._checkout(deadline, scope)
         return self._exchange(sock, data, deadline, scope)
 
     def abort(self) -> None:
@@ -317,21 +309,15 @@ class SyncTransport:
 
     # -- connections ---------------------------------------------------------------------
 
-    def _checkout(
-        self, deadline: Deadline, scope: CancelScope | None, *, fresh: bool = False
-    ) -> tuple[socket.socket, bool]:
-        reused = False
+    def _checkout(self, deadline: Deadline, scope: CancelScope | None) -> socket.socket:
         sock: socket.socket | None = None
-        while not fresh:
+        while True:
             with self._lock:
                 sock = self._idle.pop() if self._idle else None
             if sock is None or _still_open(sock):
                 break
-            sock.close()
-            sock = None
-        if sock is not None:
-            reused = True
-        else:
+            sock.close()  # the server closed it while it was idle
+        if sock is None:
             sock = self._connect(deadline)
         with self._lock:
             self._in_flight.add(sock)
@@ -341,7 +327,7 @@ class SyncTransport:
             except Cancelled:
                 self._release(sock, reusable=False, scope=None)
                 raise
-        return sock, reused
+        return sock
 
     def _release(self, sock: socket.socket, *, reusable: bool, scope: CancelScope | None) -> None:
         if scope is not None:
@@ -536,13 +522,7 @@ class AsyncTransport:
         pool = self._pools.get(asyncio.get_running_loop()) or await self._pool()
         with _Alarm(deadline) as alarm:
             async with pool.in_flight:
-                streams, reused = await self._checkout(pool, alarm)
-                try:
-                    return await self._exchange(pool, streams, data, alarm)
-                except ConnectionDropped as exc:
-                    if not (reused and exc.no_response):
-                        raise
-                streams, _ = await self._checkout(pool, alarm, fresh=True)
+                streams = await self._checkout(pool, alarm)
                 return await self._exchange(pool, streams, data, alarm)
 
     def close(self) -> None:
@@ -562,13 +542,13 @@ class AsyncTransport:
                 loop.call_soon_threadsafe(pool.close)
 
     async def _checkout(
-        self, pool: _LoopPool, alarm: _Alarm, *, fresh: bool = False
-    ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
-        while pool.idle and not fresh:
+        self, pool: _LoopPool, alarm: _Alarm
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while pool.idle:
             reader, writer = pool.idle.pop()
             if not (reader.at_eof() or writer.is_closing()):
-                return (reader, writer), True
-            writer.transport.abort()
+                return reader, writer
+            writer.transport.abort()  # the server closed it while it was idle
         endpoint = self._endpoint
         context = None
         if endpoint.scheme == "https":
@@ -589,7 +569,7 @@ class AsyncTransport:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return (reader, writer), False
+        return reader, writer
 
     async def _exchange(
         self,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -108,7 +109,11 @@ class Dispatcher:
             return [self._unwrap(pipeline.run, job) for job in jobs]
         pipeline.check_client()
         executor = self._get_executor(pipeline.config)
-        futures = [executor.submit(pipeline.run, job) for job in jobs]
+        # Each call runs in a copy of the caller's context (so its span nests under the
+        # caller's, and context variables set by the caller are seen by its functions).
+        futures = [
+            executor.submit(contextvars.copy_context().run, pipeline.run, job) for job in jobs
+        ]
         try:
             done, _ = concurrent.futures.wait(
                 futures, timeout=pipeline.config.deadline_s + _GRACE_S
