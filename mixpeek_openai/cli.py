@@ -343,9 +343,12 @@ def _load_mcp() -> Any:
 def _cmd_mcp(args: argparse.Namespace, out: Output, err: Any) -> int:
     # Standard output belongs to the protocol (stdio transport): nothing else goes there.
     if args.transport == "stdio" and (args.host is not None or args.port is not None):
-        given = " and ".join(f for f, v in (("--host", args.host), ("--port", args.port)) if v)
+        given = [f for f, v in (("--host", args.host), ("--port", args.port)) if v is not None]
+        verb = "applies" if len(given) == 1 else "apply"
         raise CliError(
-            f"{given} only apply to --transport http (stdio talks over stdin/stdout)", EXIT_USAGE
+            f"{' and '.join(given)} only {verb} to --transport http (stdio talks over "
+            "stdin/stdout)",
+            EXIT_USAGE,
         )
     mcp_module = _load_mcp()  # before connecting anywhere: a missing extra fails fast
     with _mixpeek_client(args, err) as client:
@@ -453,6 +456,7 @@ def _cmd_chat(args: argparse.Namespace, out: Output, err: Any) -> int:
     )
     with _mixpeek_client(args, err) as mixpeek:
         tools = _load_tools(mixpeek, args.retriever, args.action)
+        importing(err, "openai", "loading the openai package")
         client = _make_openai_client(openai_key, openai_url)
         printer = EventPrinter(tools, progress=err, answer=out, verbose=args.verbose)
         calls = _converse(

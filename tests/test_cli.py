@@ -751,8 +751,11 @@ def test_mcp_http_with_host_and_port(
     [
         (["mcp", "--offline"], "the following arguments are required: --retriever"),
         (["mcp", "--offline", "--retriever", "r", "--transport", "sse"], "invalid choice: 'sse'"),
-        (["mcp", "--offline", "--retriever", "r", "--port", "80"], "--port only apply to"),
-        (["mcp", "--offline", "--retriever", "r", "--host", "::"], "--host only apply to"),
+        (
+            ["mcp", "--offline", "--retriever", "r", "--port", "80"],
+            "--port only applies to --transport http",
+        ),
+        (["mcp", "--offline", "--retriever", "r", "--host", "::"], "--host only applies to"),
         (
             ["mcp", "--offline", "--retriever", "r", "--transport", "http", "--port", "0"],
             "argument --port: '0' is not a port number (1-65535)",
