@@ -619,6 +619,7 @@ def _env_without_keys() -> dict[str, str]:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(300)  # a fresh interpreter imports mixpeek: slow on a busy machine
 def test_demo_on_a_terminal_piped_into_head_shows_status_and_exits_quietly() -> None:
     # `mixpeek-openai demo | head -2` in a terminal: stderr is the terminal, stdout a pipe
     # whose reader leaves after two lines.
