@@ -26,6 +26,7 @@ FIGURES = (
     "fig4_assistants",
     "fig5_build",
     "fig6_throughput",
+    "fig7_import",
 )
 HERE = Path(__file__).resolve().parent
 

@@ -224,7 +224,10 @@ def generate_module(retriever: Mapping[str, Any], *, class_name: str | None = No
         raise ConfigurationError("generate_module needs a retriever definition (a mapping).")
     name = class_name or model_class_name(retriever)
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise ConfigurationError(f"{name!r} is not a valid class name.")
+        raise ConfigurationError(
+            f"class_name {name!r} is not a valid Python class name: use letters, digits and "
+            "underscores, not starting with a digit and not a keyword (e.g. 'ProductDemoInputs')."
+        )
     input_schema = retriever.get("input_schema") or {}
     retriever_id = str(retriever.get("retriever_id") or "")
     label = str(retriever.get("retriever_name") or retriever_id or name)

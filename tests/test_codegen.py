@@ -168,6 +168,6 @@ def test_codegen_for_fetches_the_live_definition(fake: FakeMixpeek) -> None:
 def test_invalid_input_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         generate_module(["not", "a", "retriever"])  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="'not valid' is not a valid Python class name"):
         generate_module({"retriever_name": "x"}, class_name="not valid")
     assert json.loads(json.dumps(generate_module({"retriever_name": "empty"})))
