@@ -40,6 +40,7 @@ from mixpeek_openai._cli_render import Output, importing, is_terminal, status
 from mixpeek_openai.errors import (
     LoopError,
     MixpeekOpenAIError,
+    MixpeekRequestError,
     RetrieverNotFoundError,
     UnknownActionError,
 )
@@ -764,6 +765,18 @@ def _network_reason(exc: BaseException) -> str | None:
     return None
 
 
+def _request_reason(exc: MixpeekRequestError) -> str:
+    """Why a request of the package's own got no answer, in a few words."""
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if exc.kind in ("timeout", "deadline_exceeded") or "timed out" in text:
+        return "timed out"
+    if "name or service" in text or "not known" in text or "resolution" in text:
+        return "host not found"
+    return "connection failed"
+
+
 def _detail_message(detail: Any) -> str:
     if isinstance(detail, dict):
         error = detail.get("error")
@@ -828,11 +841,15 @@ def _explain(exc: BaseException, args: argparse.Namespace) -> tuple[str, int]:
             return f"OpenAI API error {exc.status_code}: {message} ({hint})", EXIT_ERROR
     if isinstance(exc, LoopError):
         return f"the conversation stopped: {exc}", EXIT_ERROR
-    if isinstance(exc, MixpeekOpenAIError):
-        return str(exc), EXIT_ERROR
-    status_code = getattr(exc, "status", None)
-    if type(exc).__name__ == "MixpeekAPIError" and isinstance(status_code, int):
-        message = _detail_message(getattr(exc, "detail", ""))
+    if isinstance(exc, MixpeekRequestError) and exc.status is None:
+        return (
+            f"could not reach Mixpeek at {_safe_url(base_url)} ({_request_reason(exc)}): check "
+            "MIXPEEK_BASE_URL / --base-url and your network",
+            EXIT_ERROR,
+        )
+    if isinstance(exc, MixpeekRequestError) and exc.status is not None:
+        status_code = exc.status
+        message = exc.detail or str(exc)
         if status_code == 401:
             return (
                 "Mixpeek rejected the API key (401): check MIXPEEK_API_KEY or --api-key",
@@ -844,6 +861,8 @@ def _explain(exc: BaseException, args: argparse.Namespace) -> tuple[str, int]:
                 EXIT_ERROR,
             )
         return f"Mixpeek API error {status_code}: {message}", EXIT_ERROR
+    if isinstance(exc, MixpeekOpenAIError):
+        return str(exc), EXIT_ERROR
     reason = _network_reason(exc)
     if reason is not None:
         return (

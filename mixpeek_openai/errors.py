@@ -62,10 +62,17 @@ class MixpeekRequestError(MixpeekOpenAIError):
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, kind: str = "http_error"
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        kind: str = "http_error",
+        detail: str | None = None,
     ) -> None:
         self.status = status
         self.kind = kind
+        self.detail = detail
+        """The server's own explanation (scrubbed), when it gave one."""
         super().__init__(message)
 
 

@@ -93,7 +93,10 @@ class _Fetcher:
         if said:
             message += f" (the service said: {said})"
         raise MixpeekRequestError(
-            f"{message}. {hint}".strip(), status=failure.status, kind=failure.kind
+            f"{message}. {hint}".strip(),
+            status=failure.status,
+            kind=failure.kind,
+            detail=said or None,
         ) from None
 
 
