@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.metadata
 import json
@@ -10,7 +11,7 @@ import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "Stat",
     "fmt",
     "fmt_ratio",
+    "frozen_heap",
     "machine_info",
     "os_thread_count",
     "profile_hot_spots",
@@ -136,6 +138,24 @@ class Figure:
             return "n/a"
         word = "yes" if self.met else "**no**"
         return f"{word} ({self.qualifier})" if self.qualifier else word
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Collect once, then keep everything alive so far out of later collections.
+
+    The process holds millions of long-lived objects (``mixpeek`` alone imports ~1,750
+    modules), so a full ``gc.collect()`` between timed batches takes seconds on a busy
+    machine. Frozen, those objects are skipped: a collection then only walks what the
+    measured code allocated, and the collector's pauses inside a timed batch are the code's
+    own, not the harness's.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -303,6 +323,10 @@ class HotSpots:
     """The functions with the most self time, largest first."""
     by_module: list[tuple[str, float]] = field(default_factory=list)
     """Self time per module (C calls charged to their caller's module), largest first."""
+    cpu_share: float = 0.0
+    """The calling thread's CPU time as a share of the wall time of the profiled run."""
+    weighed_by: str = "wall time"
+    """What the samples were weighed by: ``CPU time`` (the calling thread's) or wall time."""
 
     @property
     def text(self) -> str:
@@ -324,26 +348,42 @@ def profile_hot_spots(
     top: int = 6,
     inclusive: Sequence[str] = (),
     interval: float = 0.0001,
+    cpu: bool = True,
 ) -> HotSpots:
     """Run ``fn`` under pyinstrument and summarise where the time went.
 
     ``inclusive`` names functions (``function`` or ``Class.method`` as pyinstrument shows
     them) whose total time, callees included, is reported; then the ``top`` functions by
     self time. pyinstrument samples the calling thread only: work done in a worker thread
-    shows up as the caller's wait (``lock.acquire``), itself a finding.
+    shows up as the caller's wait (``lock.acquire``, ``epoll.poll``), itself a finding.
+
+    With ``cpu`` (the default) samples are weighed by the calling thread's CPU time
+    (``time.thread_time``) instead of wall time: on a shared machine the process is often
+    descheduled, and wall-time sampling charges those gaps to whatever line happened to
+    be running. Waiting (sockets, other threads) then drops out of the profile; compare
+    :attr:`HotSpots.cpu_share` to see how much of the wall time that was.
     """
     empty = HotSpots({}, [], [])
     try:
         from pyinstrument import Profiler
+        from pyinstrument.stack_sampler import get_stack_sampler
     except ImportError:  # pragma: no cover - pyinstrument is in the bench extra
         return empty
     gc.collect()
+    sampler = get_stack_sampler()
+    previous = getattr(sampler, "timer_func", None)
+    if cpu and hasattr(sampler, "timer_func"):
+        sampler.timer_func = time.thread_time
     profiler = Profiler(interval=interval, async_mode="disabled")
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
     profiler.start()
     try:
         fn()
     finally:
         profiler.stop()
+        if hasattr(sampler, "timer_func"):
+            sampler.timer_func = previous
+    wall, on_cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
     session = profiler.last_session
     root = session.root_frame() if session is not None else None
     if root is None:
@@ -368,6 +408,8 @@ def profile_hot_spots(
         shares,
         [(label, 100 * t / total) for label, t in ranked if t > 0],
         [(label, 100 * t / total) for label, t in by_module if t > 0],
+        cpu_share=100 * on_cpu / wall if wall > 0 else 0.0,
+        weighed_by="CPU time" if cpu else "wall time",
     )
 
 

@@ -20,8 +20,9 @@ HTTP with:
 
 Before timing, every approach's request is checked by the server (credentials, namespace,
 body keys) and every answer for its 10 documents. Each repetition times a batch of calls
-per approach, the approaches interleaved (order reversed every other repetition); the
-figure is the median per-call time over repetitions.
+per approach (sized per approach from a warm-up so a batch takes ~0.25 s), the approaches
+interleaved (order reversed every other repetition); the figure is the median per-call
+time over repetitions.
 
 Goals: ours sync <= (a) and <= 1.5x the floor and below (b) and (d); ours async per call
 <= 1.2x ours sync. The notes carry pyinstrument profiles of ours (sync and async, in the
@@ -49,7 +50,15 @@ from benchmarks._backend import (
     realistic_loopback,
     strict_arguments,
 )
-from benchmarks._report import Figure, HotSpots, Settings, Stat, fmt_ratio, profile_hot_spots
+from benchmarks._report import (
+    Figure,
+    HotSpots,
+    Settings,
+    Stat,
+    fmt_ratio,
+    frozen_heap,
+    profile_hot_spots,
+)
 from benchmarks.peers import agents_tool, handwritten, pydantic_ai_tool
 
 __all__ = ["run"]
@@ -92,15 +101,37 @@ def _documents(output: str) -> int:
     return len(docs) if isinstance(docs, list) else 0
 
 
-def _per_call_us(batch: Batch, k: int) -> float:
-    start = time.perf_counter()
+def _per_call_us(batch: Batch, k: int, cpu: list[float] | None = None) -> float:
+    """Wall time per call of a batch of ``k`` calls; appends CPU time per call to ``cpu``.
+
+    The CPU time is this process's (every thread's, ``time.process_time``): on a shared
+    machine it moves less than the wall time, so it tells a slow approach from a
+    descheduled one.
+    """
+    cpu0, start = time.process_time(), time.perf_counter()
     batch(k)
-    return (time.perf_counter() - start) / k * 1e6
+    wall = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append((time.process_time() - cpu0) / k * 1e6)
+    return wall / k * 1e6
+
+
+def _batch_size(batch: Batch, target_s: float, most: int) -> int:
+    """Calls per timed batch so that one batch takes about ``target_s`` (5 to ``most``).
+
+    Sized from a short warm-up, per approach: a fast approach gets more calls per batch
+    (less timer noise), a slow one fewer (the figure's time stays bounded on a busy
+    machine). Each batch is divided by its own count, so the sizes need not match.
+    """
+    warm = 3
+    per_call_s = _per_call_us(batch, warm) / 1e6
+    return max(5, min(most, int(target_s / max(per_call_s, 1e-6))))
 
 
 def run(settings: Settings, samples: Samples) -> Figure:
     """Measure figure 1."""
-    k = settings.pick(200, 5)
+    most = settings.pick(200, 5)
+    target_s = settings.pickf(0.25, 0.01)
     reps = settings.pick(11, 2)
     loop = asyncio.new_event_loop()
     hot: dict[str, HotSpots] = {}
@@ -202,34 +233,37 @@ def run(settings: Settings, samples: Samples) -> Figure:
                 raise RuntimeError(f"unexpected answers from {wrong or [SYNC]}: {kept}")
             server.configure(validate=False)
 
-            for batch in approaches.values():  # warm-up: connections, caches, threads
-                batch(max(2, k // 10))
+            # Warm-up (connections, caches, threads) and the batch size of each approach.
+            sizes = {label: _batch_size(b, target_s, most) for label, b in approaches.items()}
             samples_us: dict[str, list[float]] = {label: [] for label in approaches}
-            for rep in range(reps):
-                order = list(approaches.items())
-                if rep % 2:
-                    order.reverse()
-                for label, batch in order:
-                    gc.collect()
-                    samples_us[label].append(_per_call_us(batch, k))
-            if settings.profile:
-                hot["sync"] = profile_hot_spots(lambda: ours_sync(k))
-                hot["async"] = profile_hot_spots(lambda: approaches[ASYNC](k))
+            cpu_us: dict[str, list[float]] = {label: [] for label in approaches}
+            with frozen_heap():
+                for rep in range(reps):
+                    order = list(approaches.items())
+                    if rep % 2:
+                        order.reverse()
+                    for label, batch in order:
+                        gc.collect()
+                        samples_us[label].append(_per_call_us(batch, sizes[label], cpu_us[label]))
+                if settings.profile:
+                    hot["sync"] = profile_hot_spots(lambda: ours_sync(sizes[SYNC]))
+                    hot["async"] = profile_hot_spots(lambda: approaches[ASYNC](sizes[ASYNC]))
             requests = server.stats().requests
     finally:
         for tool_set in tool_sets:
             close_tools(tool_set)
         loop.close()
-    return _figure(settings, samples_us, hot, outputs, kept, k, reps, requests)
+    return _figure(settings, samples_us, cpu_us, hot, outputs, kept, sizes, reps, requests)
 
 
 def _figure(
     settings: Settings,
     samples_us: dict[str, list[float]],
+    cpu_us: dict[str, list[float]],
     hot: dict[str, HotSpots],
     outputs: dict[str, str],
     kept: dict[str, int],
-    k: int,
+    sizes: dict[str, int],
     reps: int,
     requests: int,
 ) -> Figure:
@@ -287,15 +321,30 @@ def _figure(
     for key, label in (("sync", "sync handle"), ("async", "async ahandle")):
         if key in hot:
             notes.append(
-                f"Profile of ours, {label} (pyinstrument, caller's thread), self time by "
-                f"module: {hot[key].modules_text}. Top functions: "
+                f"Profile of ours, {label} (pyinstrument, caller's thread, weighed by "
+                f"{hot[key].weighed_by}; the thread was on CPU {hot[key].cpu_share:.0f}% of "
+                f"the wall time), self time by module: {hot[key].modules_text}. Top functions: "
                 + "; ".join(f"{name} {pct:.0f}%" for name, pct in hot[key].self_time[:5])
                 + "."
             )
-    details = [f"{label}: {stat.text()}" for label, stat in stats.items()]
+    cpu = {label: Stat.of(v, "µs") for label, v in cpu_us.items()}
+    details = [
+        f"{label}: {stat.text()}; CPU {cpu[label].short()} per call"
+        for label, stat in stats.items()
+    ]
+    details.append(
+        "The same ratios by CPU time (this process, all threads; steadier than wall time on "
+        f"a shared machine): sync/(a) {cpu[SYNC].median / cpu[HAND].median:.2f}x, sync/floor "
+        f"{cpu[SYNC].median / cpu[FLOOR].median:.2f}x, sync/(b) "
+        f"{cpu[SYNC].median / cpu[AGENTS].median:.2f}x, sync/(d) "
+        f"{cpu[SYNC].median / cpu[PYDANTIC_AI].median:.2f}x, async/sync "
+        f"{cpu[ASYNC].median / cpu[SYNC].median:.2f}x."
+    )
     details += [
-        f"Batch of {k} calls per repetition, {reps} repetitions, approaches interleaved; "
-        f"{requests:,} requests reached the server.",
+        f"{reps} repetitions, approaches interleaved; calls per timed batch (sized for "
+        "~0.25 s each from a warm-up): "
+        + ", ".join(f"{label.split(' (')[0]} {n}" for label, n in sizes.items())
+        + f"; {requests:,} requests reached the server.",
         f"Response: {len(outputs[HAND]):,} bytes, 10 documents; ours kept {kept[SYNC]} "
         f"documents in {len(outputs[SYNC]):,} characters (projection, text cut, token "
         "budget). The peers do no validation and send the raw response back; ours validates "
@@ -326,13 +375,15 @@ def _figure(
         details=details,
         data={
             "per_call_us": {label: stat.__dict__ for label, stat in stats.items()},
+            "cpu_per_call_us": {label: stat.__dict__ for label, stat in cpu.items()},
             "ratios": ratios,
             "goals": goals,
             "documents_kept": kept,
-            "batch": k,
+            "batch_sizes": sizes,
             "repetitions": reps,
             "profiles": {
-                key: {"modules": h.by_module, "functions": h.self_time} for key, h in hot.items()
+                key: {"modules": h.by_module, "functions": h.self_time, "cpu_share": h.cpu_share}
+                for key, h in hot.items()
             },
         },
     )

@@ -40,7 +40,7 @@ from benchmarks._backend import (
     strict_arguments,
 )
 from benchmarks._loopback import LoopbackMixpeek
-from benchmarks._report import Figure, PeakThreads, Settings, Stat, fmt_ratio
+from benchmarks._report import Figure, PeakThreads, Settings, Stat, fmt_ratio, frozen_heap
 from benchmarks.peers import agents_tool, handwritten, langchain_tool, pydantic_ai_tool
 
 __all__ = ["run"]
@@ -180,15 +180,16 @@ def run(settings: Settings, samples: Samples) -> Figure:
                     raise RuntimeError(f"{label} did not answer {FAN} searches: {contents[:1]}")
             if LANGCHAIN in outputs:
                 lc_output = str(outputs[LANGCHAIN][0])
-            for label, s in series.items():
-                ours = label in (SYNC, ASYNC)
-                _measure(
-                    server,
-                    s,
-                    singles=singles,
-                    batches=batches if ours else peer_batches,
-                    threads=ours,
-                )
+            with frozen_heap():
+                for label, s in series.items():
+                    ours = label in (SYNC, ASYNC)
+                    _measure(
+                        server,
+                        s,
+                        singles=singles,
+                        batches=batches if ours else peer_batches,
+                        threads=ours,
+                    )
     finally:
         if tools is not None:
             close_tools(tools)
