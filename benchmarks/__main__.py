@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--smoke] [--output DIR] [--only 1,3] [--update] [--no-profile]``.
+"""``python -m benchmarks [--smoke] [--output DIR] [--only 1,3] [--update] [--reps N]``.
 
 Runs every figure in this one process and writes ``RESULTS.md`` and ``results.json``.
 Without ``--output`` a full run writes into ``benchmarks/``; a smoke run then writes into
@@ -6,6 +6,8 @@ a fresh temporary directory, so it never overwrites the committed results. With
 ``--update`` (and ``--only``), the figures run replace theirs in the existing
 ``results.json`` of the output directory and the others are kept, so a long benchmark can
 be refreshed one figure at a time; each figure's ratios still come from one run.
+``--reps`` overrides every figure's repetition count (fewer for a quick look on a busy
+machine); ``--no-profile`` skips the pyinstrument profiles.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep the other figures of the existing results.json (with --only)",
     )
+    parser.add_argument(
+        "--reps", type=int, help="repetitions per figure instead of each figure's own count"
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip pyinstrument profiles")
     return parser.parse_args(argv)
 
@@ -77,7 +82,9 @@ def _failed(key: str, module: str, exc: BaseException) -> Figure:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks; returns the process exit code (1 if a figure raised)."""
     args = _parse(argv)
-    settings = Settings(smoke=args.smoke, profile=not args.no_profile and not args.smoke)
+    settings = Settings(
+        smoke=args.smoke, profile=not args.no_profile and not args.smoke, repetitions=args.reps
+    )
     wanted = {s.strip() for s in args.only.split(",")} if args.only else None
     if args.output is not None:
         out_dir = args.output

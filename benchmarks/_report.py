@@ -57,10 +57,16 @@ class Settings:
 
     smoke: bool = False
     profile: bool = True
+    repetitions: int | None = None
+    """Overrides the figures' repetition counts (``--reps``; each figure reports its own)."""
 
     def pick(self, full: int, smoke: int) -> int:
         """``full`` in a full run, ``smoke`` in a smoke run."""
         return smoke if self.smoke else full
+
+    def reps(self, full: int, smoke: int) -> int:
+        """Repetitions: :meth:`pick`, unless overridden by :attr:`repetitions`."""
+        return self.repetitions if self.repetitions is not None else self.pick(full, smoke)
 
     def pickf(self, full: float, smoke: float) -> float:
         """Float variant of :meth:`pick`."""

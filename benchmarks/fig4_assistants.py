@@ -173,7 +173,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
     """Measure figure 4."""
     base_work = settings.pickf(0.30, 0.02)
     poll_ms = settings.pick(250, 10)
-    reps = settings.pick(8, 1)
+    reps = settings.reps(8, 1)
     # Spread the step durations over one poll interval, so completion falls at every
     # phase of the polling cycle across repetitions (a fixed duration would always be
     # noticed after the same delay).

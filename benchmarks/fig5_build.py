@@ -50,7 +50,7 @@ def _add_copies(fake: FakeMixpeek, count: int) -> list[str]:
 def run(settings: Settings, samples: Samples) -> Figure:
     """Measure figure 5."""
     latency = settings.pickf(0.100, 0.01)
-    reps = settings.pick(7, 1)
+    reps = settings.reps(7, 1)
     one: list[float] = []
     cold: list[float] = []
     cached: list[float] = []
