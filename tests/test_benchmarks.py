@@ -239,7 +239,12 @@ def test_figure_6_counts_threads_and_rates_at_both_sizes(samples: Samples) -> No
         # Every conversation made its tool calls against the loopback server.
         calls = fig6_throughput.TOOL_TURNS * fig6_throughput.CALLS_PER_TURN
         assert series["executes"] == {small: small * calls, large: large * calls}
-    assert set(figure.data["goals"]) == {"<= 32 threads", f"rate {large}/{small} >= 0.9"}
+        assert series["failed_calls"] == {small: 0, large: 0}
+    assert set(figure.data["goals"]) == {
+        "<= 32 threads",
+        f"rate {large}/{small} >= 0.9",
+        "every tool call succeeded",
+    }
 
 
 def test_figure_3_counts_tokens_for_every_approach(samples: Samples) -> None:
