@@ -222,21 +222,16 @@ def build_tools(client: Any, retriever_ids: Sequence[str], **options: Any) -> An
     A fresh cache keeps one figure's definitions (or a previous server's) from answering
     another's build; other keyword arguments go to ``from_retrievers``.
     """
-    from mixpeek_openai import MixpeekTools
+    from mixpeek_openai.tools import MixpeekTools
 
     options.setdefault("cache", new_cache())
     return MixpeekTools.from_retrievers(client, list(retriever_ids), **options)
 
 
 def new_cache() -> Any:
-    """An empty retriever-definition cache (``RetrieverCache``)."""
-    try:
-        from mixpeek_openai.tools import RetrieverCache
-    except ImportError:  # moved to its own module: take it from wherever the package says
-        import mixpeek_openai
+    """An empty retriever-definition cache (``RetrieverCache``; the one place that names it)."""
+    from mixpeek_openai.tools import RetrieverCache
 
-        cache_type: Any = mixpeek_openai.RetrieverCache
-        return cache_type()
     return RetrieverCache()
 
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from benchmarks._backend import Samples, close_tools, new_cache, widen_backlog
 from benchmarks._report import Figure, Settings, Stat, fmt_ratio
-from mixpeek_openai import MixpeekTools
 from mixpeek_openai.testing import FakeMixpeek
+from mixpeek_openai.tools import MixpeekTools
 
 __all__ = ["run"]
 
