@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -51,6 +52,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-profile", action="store_true", help="skip pyinstrument profiles")
     return parser.parse_args(argv)
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average, where the OS has one (a busy machine explains noise)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _kept_figures(out_dir: Path, smoke: bool, replaced: set[str]) -> tuple[list[Figure], float]:
@@ -102,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         print(f"[{key}/{len(FIGURES)}] {module_name} ...", flush=True)
         t0 = time.perf_counter()
+        load = _load_average()
         try:
             module = importlib.import_module(f"benchmarks.{module_name}")
             figure: Figure = module.run(settings, samples)
@@ -110,6 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             figure = _failed(key, module_name, exc)
         figure.seconds = time.perf_counter() - t0
+        if load is not None:
+            figure.details.append(
+                f"Load average (1 min) when the figure started: {load:.1f} on "
+                f"{os.cpu_count()} cores (other processes share the machine)."
+            )
         figures.append(figure)
         print(
             f"    {figure.ours} | {figure.ratios} | met: {figure.verdict} ({figure.seconds:.1f} s)",
