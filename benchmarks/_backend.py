@@ -1,20 +1,27 @@
-"""Shared fixtures: sample responses, an in-process Mixpeek backend, the cl100k tokenizer.
+"""Shared fixtures: sample payloads, the Mixpeek backends, tool building, the tokenizer.
 
-The in-process backend answers the real ``mixpeek.Mixpeek`` client *below* urllib3's
-connection pool: every request to the host :data:`INPROC_HOST` gets canned bytes at once,
-with no socket. Everything above it (the client's URL building, headers, JSON encoding and
-decoding, our deadline pool, urllib3's pool lookup and response object) runs for real, so
-the same work is measured for every approach.
+Backends:
+
+* :func:`realistic_loopback` - the loopback server of :mod:`benchmarks._loopback` (another
+  process, a real socket) answering every execute with the realistic 10-document video
+  response of :mod:`benchmarks._realistic`. Timed figures use it: it measures any
+  implementation through its public API, whatever it sends HTTP with.
+* :class:`InProcessBackend` - canned bytes below urllib3's connection pool, no socket. It
+  only reaches code that sends through the ``mixpeek`` client's urllib3 pool, so it is kept
+  for figures that look at outputs (token counts), never for timing.
+* ``FakeMixpeek`` (from the test kit) - the full API in this process, for figures whose
+  time is dominated by server latency (building tools, Assistants runs).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +29,8 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool
 
+from benchmarks._loopback import LoopbackMixpeek
+from benchmarks._realistic import REALISTIC_QUERY, realistic_response
 from mixpeek_openai.testing import FakeMixpeek
 
 __all__ = [
@@ -30,14 +39,21 @@ __all__ = [
     "DEMO_QUERY",
     "DEMO_RETRIEVER",
     "INPROC_HOST",
+    "VIDEO_QUERY",
+    "VIDEO_RETRIEVER",
     "InProcessBackend",
     "Samples",
     "Tokenizer",
+    "build_tools",
     "chat_call",
+    "close_tools",
     "load_cl100k",
     "load_samples",
+    "new_cache",
     "quiet_deprecations",
+    "realistic_loopback",
     "strict_arguments",
+    "video_definition",
     "widen_backlog",
 ]
 
@@ -48,6 +64,10 @@ DEMO_RETRIEVER = "ret_product_demos"
 DEMO_QUERY = "how to set up sso"
 CATALOG_RETRIEVER = "ret_catalog"
 BROAD_QUERY = "security dashboards tutorial for mobile crm analytics and integrations"
+
+VIDEO_RETRIEVER = "ret_video_segments"
+"""The retriever of the realistic response (:func:`benchmarks._realistic.realistic_response`)."""
+VIDEO_QUERY = REALISTIC_QUERY
 
 _EXECUTE = re.compile(r"^/v1/retrievers/([^/]+)/execute$")
 _GET = re.compile(r"^/v1/retrievers/([^/]+)$")
@@ -166,6 +186,62 @@ class InProcessBackend:
             self._original = None
 
 
+def video_definition(samples: Samples) -> dict[str, Any]:
+    """The definition served for :data:`VIDEO_RETRIEVER`.
+
+    The sample namespace's product-demo retriever (a text query plus category, duration,
+    date and tag inputs) under the realistic response's id, so tools built from it are
+    what a user of a video-segment retriever would get.
+    """
+    definition = copy.deepcopy(dict(samples.definitions[DEMO_RETRIEVER]))
+    definition["retriever_id"] = VIDEO_RETRIEVER
+    definition["retriever_name"] = "video_segment_search"
+    definition["description"] = (
+        "Search video segments (transcripts, descriptions, thumbnails) by what is said and "
+        "shown, with optional category, length, date and tag filters."
+    )
+    return definition
+
+
+def realistic_loopback(
+    samples: Samples, *, latency_s: float = 0.0, validate: bool = False, n_docs: int = 10
+) -> LoopbackMixpeek:
+    """The loopback server (not started) answering every execute with the realistic body.
+
+    It serves the sample namespace's definitions plus :func:`video_definition`; start it
+    with ``with realistic_loopback(samples) as server: ...``.
+    """
+    definitions = {**samples.definitions, VIDEO_RETRIEVER: video_definition(samples)}
+    body = json.dumps(realistic_response(n_docs)).encode()
+    return LoopbackMixpeek(definitions, body, latency_s=latency_s, validate=validate)
+
+
+def build_tools(client: Any, retriever_ids: Sequence[str], **options: Any) -> Any:
+    """``MixpeekTools.from_retrievers`` with a fresh definition cache, through the public API.
+
+    A fresh cache keeps one figure's definitions (or a previous server's) from answering
+    another's build; other keyword arguments go to ``from_retrievers``.
+    """
+    from mixpeek_openai.tools import MixpeekTools
+
+    options.setdefault("cache", new_cache())
+    return MixpeekTools.from_retrievers(client, list(retriever_ids), **options)
+
+
+def new_cache() -> Any:
+    """An empty retriever-definition cache (``RetrieverCache``; the one place that names it)."""
+    from mixpeek_openai.tools import RetrieverCache
+
+    return RetrieverCache()
+
+
+def close_tools(tools: Any) -> None:
+    """Release a tool set's pools and sockets, when its version can (``close()``)."""
+    close = getattr(tools, "close", None)
+    if callable(close):
+        close()
+
+
 def widen_backlog(fake: FakeMixpeek, backlog: int = 128) -> bool:
     """Give the fake's listening socket a longer accept queue; True if it could.
 
@@ -279,6 +355,26 @@ def _counter(encoding: Any) -> Callable[[str], int]:
     return count
 
 
+def _cl100k_in_tiktoken_cache() -> bool:
+    """Whether tiktoken's own cache already holds cl100k (then it needs no network)."""
+    import hashlib
+    import os
+    import tempfile
+
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    cache_dir = (
+        os.environ.get("TIKTOKEN_CACHE_DIR")
+        or os.environ.get("DATA_GYM_CACHE_DIR")
+        or os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    )
+    path = os.path.join(cache_dir, hashlib.sha1(url.encode()).hexdigest())
+    try:
+        with open(path, "rb") as f:  # tiktoken downloads again when the hash differs
+            return hashlib.sha256(f.read()).hexdigest() == _CL100K_SHA256
+    except OSError:
+        return False
+
+
 def load_cl100k() -> Tokenizer:
     """tiktoken's cl100k_base without any network access, or a marked estimate.
 
@@ -301,9 +397,7 @@ def load_cl100k() -> Tokenizer:
         packaged = _from_packaged_file()
         if packaged is not None:
             return packaged
-        from mixpeek_openai import results
-
-        if results._cl100k_cached():
+        if _cl100k_in_tiktoken_cache():
             encoding = tiktoken.get_encoding("cl100k_base")
             return Tokenizer(_counter(encoding), "tiktoken cache", True)
     from mixpeek_openai.results import estimate_tokens

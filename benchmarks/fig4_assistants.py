@@ -32,12 +32,18 @@ from typing import Any, cast
 
 import httpx2
 
-from benchmarks._backend import DEMO_QUERY, DEMO_RETRIEVER, Samples, quiet_deprecations
+from benchmarks._backend import (
+    DEMO_QUERY,
+    DEMO_RETRIEVER,
+    Samples,
+    build_tools,
+    close_tools,
+    quiet_deprecations,
+)
 from benchmarks._report import Figure, Settings, Stat
 from benchmarks.peers import handwritten
 from mixpeek_openai.assistants import create_assistant, run_assistant
 from mixpeek_openai.testing import FakeMixpeek, StubOpenAI
-from mixpeek_openai.tools import MixpeekTools, RetrieverCache
 
 __all__ = ["TimedRuns", "run"]
 
@@ -167,7 +173,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
     """Measure figure 4."""
     base_work = settings.pickf(0.30, 0.02)
     poll_ms = settings.pick(250, 10)
-    reps = settings.pick(8, 1)
+    reps = settings.reps(8, 1)
     # Spread the step durations over one poll interval, so completion falls at every
     # phase of the polling cycle across repetitions (a fixed duration would always be
     # noticed after the same delay).
@@ -175,7 +181,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
     outcomes: dict[str, list[_Outcome]] = {}
     with FakeMixpeek() as fake:
         mixpeek = fake.client()
-        tools = MixpeekTools.from_retrievers(mixpeek, [DEMO_RETRIEVER], cache=RetrieverCache())
+        tools = build_tools(mixpeek, [DEMO_RETRIEVER])
         name = tools.definitions[0].name
         stub = StubOpenAI(poll_after_ms=poll_ms)
         gate = TimedRuns(stub, works[0])
@@ -242,6 +248,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
                         wall_ms=(end - start) * 1000,
                     )
                 )
+        close_tools(tools)
 
     delay = {k: Stat.of([o.delay_ms for o in v], "ms") for k, v in outcomes.items()}
     wall = {k: Stat.of([o.wall_ms for o in v], "ms") for k, v in outcomes.items()}

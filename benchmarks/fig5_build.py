@@ -4,7 +4,7 @@
 100 ms to every ``GET /v1/retrievers/{id}`` (and to the namespace listing). Measured:
 
 * one request: ``client.retrievers.get(id)`` - the unit of the ratios;
-* cold: ``MixpeekTools.from_retrievers(client, ids, cache=RetrieverCache())`` with an
+* cold: ``MixpeekTools.from_retrievers(client, ids, cache=...)`` with an
   empty cache (definitions fetched concurrently);
 * cached: the same again with the now-filled cache - requests made (goal: zero);
 * ``from_namespace`` cold: one paginated listing instead of 20 gets;
@@ -22,10 +22,10 @@ import copy
 import time
 from typing import Any
 
-from benchmarks._backend import Samples, widen_backlog
+from benchmarks._backend import Samples, close_tools, new_cache, widen_backlog
 from benchmarks._report import Figure, Settings, Stat, fmt_ratio
 from mixpeek_openai.testing import FakeMixpeek
-from mixpeek_openai.tools import MixpeekTools, RetrieverCache
+from mixpeek_openai.tools import MixpeekTools
 
 __all__ = ["run"]
 
@@ -50,7 +50,7 @@ def _add_copies(fake: FakeMixpeek, count: int) -> list[str]:
 def run(settings: Settings, samples: Samples) -> Figure:
     """Measure figure 5."""
     latency = settings.pickf(0.100, 0.01)
-    reps = settings.pick(7, 1)
+    reps = settings.reps(7, 1)
     one: list[float] = []
     cold: list[float] = []
     cached: list[float] = []
@@ -73,7 +73,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
             client.retrievers.get(ids[0])
             one.append((time.perf_counter() - t0) * 1000)
 
-            cache = RetrieverCache()
+            cache = new_cache()
             fake.clear_requests()
             t0 = time.perf_counter()
             tools: Any = MixpeekTools.from_retrievers(client, ids, cache=cache)
@@ -81,16 +81,17 @@ def run(settings: Settings, samples: Samples) -> Figure:
             cold_requests.append(len(fake.requests))
             overlap = max(overlap, fake.max_overlap("get_retriever"))
             tool_count = len(tools.definitions)
+            close_tools(tools)
 
             fake.clear_requests()
             t0 = time.perf_counter()
-            MixpeekTools.from_retrievers(client, ids, cache=cache)
+            close_tools(MixpeekTools.from_retrievers(client, ids, cache=cache))
             cached.append((time.perf_counter() - t0) * 1000)
             cached_requests.append(len(fake.requests))
 
             fake.clear_requests()
             t0 = time.perf_counter()
-            MixpeekTools.from_namespace(client, cache=RetrieverCache())
+            close_tools(MixpeekTools.from_namespace(client, cache=new_cache()))
             namespace.append((time.perf_counter() - t0) * 1000)
             ns_requests.append(len(fake.requests))
 

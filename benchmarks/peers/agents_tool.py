@@ -3,8 +3,9 @@
 The tool is invoked the way the Agents runner does it: ``await tool.on_invoke_tool(ctx,
 arguments_json)`` with a :class:`agents.tool_context.ToolContext`. The wrapped function is
 synchronous (the ``mixpeek`` client is), so the SDK runs it with ``asyncio.to_thread``.
-Like the hand-written approach it returns ``json.dumps`` of the raw response (returning
-the dict would make the runner send its Python ``str()``).
+Its body is the hand-written one (:func:`benchmarks.peers.handwritten.search`):
+``json.dumps`` of the raw response (returning the dict would make the runner send its
+Python ``str()``).
 
 ``limit`` has no default: with ``limit: int = 10`` the SDK's strict schema keeps
 ``"default": 10``, which the API refuses ("'default' is not permitted", a 400 on the first
@@ -14,12 +15,13 @@ model request - ``StubOpenAI`` enforces the same rule).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from agents import FunctionTool, function_tool
 from agents.tool_context import ToolContext
+
+from benchmarks.peers import handwritten
 
 __all__ = ["invoke", "invoke_all", "make_tool"]
 
@@ -34,8 +36,7 @@ def make_tool(mixpeek: Any, retriever_id: str) -> FunctionTool:
             query: What to search for.
             limit: Maximum number of results.
         """
-        result = mixpeek.retrievers.execute(retriever_id, inputs={"query": query}, limit=limit)
-        return json.dumps(result)
+        return handwritten.search(mixpeek, retriever_id, query, limit)
 
     return function_tool(search_videos)
 

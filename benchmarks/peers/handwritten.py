@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["HAND_TOOL", "HAND_TOOL_NAME", "handle_tool_calls", "run_assistant_by_hand"]
+__all__ = ["HAND_TOOL", "HAND_TOOL_NAME", "handle_tool_calls", "run_assistant_by_hand", "search"]
 
 HAND_TOOL_NAME = "search_videos"
 
@@ -33,12 +33,15 @@ HAND_TOOL: dict[str, Any] = {
 """The schema a developer writes by hand (Chat Completions / Assistants format)."""
 
 
+def search(mixpeek: Any, retriever_id: str, query: str, limit: int = 10) -> str:
+    """The body every peer wraps: ``retrievers.execute`` and ``json.dumps`` of the response."""
+    result = mixpeek.retrievers.execute(retriever_id, inputs={"query": query}, limit=limit)
+    return json.dumps(result)
+
+
 def _execute(mixpeek: Any, retriever_id: str, arguments: str) -> str:
     args = json.loads(arguments)
-    result = mixpeek.retrievers.execute(
-        retriever_id, inputs={"query": args["query"]}, limit=args.get("limit", 10)
-    )
-    return json.dumps(result)
+    return search(mixpeek, retriever_id, args["query"], args.get("limit", 10))
 
 
 def handle_tool_calls(mixpeek: Any, retriever_id: str, tool_calls: Any) -> list[dict[str, Any]]:
