@@ -15,6 +15,7 @@ from mixpeek_openai.events import (
     Event,
     MessageEvent,
     ThinkingEvent,
+    ToolCallDeltaEvent,
     ToolCallEvent,
     ToolResultEvent,
     Usage,
@@ -142,7 +143,17 @@ def test_iter_chat_yields_the_callback_events_and_keeps_the_result(
 
     assert events == seen == stream.result.events
     assert stream.result.content == "Found it."
-    assert [e.type for e in events][:4] == ["thinking", "tool_call", "tool_result", "thinking"]
+    kinds = [e.type for e in events]
+    # The streamed arguments come first as fragments, then the assembled call.
+    deltas = [e for e in events if isinstance(e, ToolCallDeltaEvent)]
+    assert kinds[0] == "thinking" and kinds[1 : 1 + len(deltas)] == ["tool_call_delta"] * len(
+        deltas
+    )
+    assert kinds[1 + len(deltas) : 4 + len(deltas)] == ["tool_call", "tool_result", "thinking"]
+    call = next(e for e in events if isinstance(e, ToolCallEvent))
+    assert len(deltas) >= 2
+    assert {(d.call_id, d.name) for d in deltas} == {(call.call_id, DEMO)}
+    assert json.loads("".join(d.delta for d in deltas)) == call.arguments == {"query": "sso"}
     assert events[-1].type == "done"
 
 
