@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx2
 import openai
 
 from . import _stub_assistants as _asst
 from . import _stub_model as _model
+from ._openapi import OpenAPIRequestChecker, SpecViolation
 from ._stub_chat import chat_completions
 from ._stub_core import (
     Incoming,
@@ -106,7 +108,12 @@ class StubOpenAI:
             step (a turn's own ``polls`` overrides it).
         run_ttl_s: seconds from run creation to ``expires_at``.
         clock: time source in seconds (default ``time.time``); see :meth:`advance_clock`.
+        spec: an :class:`OpenAPIRequestChecker` (or the path of OpenAI's ``openapi.json``)
+            that every request is checked against; off-spec requests are listed in
+            :attr:`spec_violations`. Defaults to the one set with :meth:`use_spec`.
     """
+
+    _default_spec: ClassVar[OpenAPIRequestChecker | None] = None
 
     text = staticmethod(_model.text)
     truncated = staticmethod(_model.truncated)
@@ -129,8 +136,13 @@ class StubOpenAI:
         in_progress_polls: int = 0,
         run_ttl_s: float = 600.0,
         clock: Callable[[], float] | None = None,
+        spec: OpenAPIRequestChecker | str | Path | None = None,
     ) -> None:
         self._api_key = api_key
+        if isinstance(spec, (str, Path)):
+            spec = OpenAPIRequestChecker.from_path(spec)
+        self._spec = spec if spec is not None else StubOpenAI._default_spec
+        self._violations: list[SpecViolation] = []
         self.base_url = base_url
         self._core = StubCore(
             api_key=api_key,
@@ -147,6 +159,29 @@ class StubOpenAI:
             f"StubOpenAI(base_url={self.base_url!r}, requests={len(self._core.records())}, "
             f"pending_turns={self._core.pending()})"
         )
+
+    # -- the API description -----------------------------------------------
+
+    @classmethod
+    def use_spec(
+        cls, spec: OpenAPIRequestChecker | str | Path | None
+    ) -> OpenAPIRequestChecker | None:
+        """Check the requests of every stub created from now on against ``spec``.
+
+        Returns the checker used before (pass it back to restore it). The project's own
+        test suite does this for every test, with OpenAI's official description.
+        """
+        previous = cls._default_spec
+        if isinstance(spec, (str, Path)):
+            spec = OpenAPIRequestChecker.from_path(spec)
+        cls._default_spec = spec
+        return previous
+
+    @property
+    def spec_violations(self) -> list[SpecViolation]:
+        """Requests to this stub that did not match the API description (empty without one)."""
+        with self._core.lock:
+            return list(self._violations)
 
     # -- clients ----------------------------------------------------------
 
@@ -306,6 +341,10 @@ class StubOpenAI:
                         raise StubAPIError(
                             400, "We could not parse the JSON body of your request."
                         ) from exc
+                if self._spec is not None:
+                    problems = self._spec.check(method, path, body)
+                    if problems:
+                        self._violations.append(SpecViolation(method, path, body, problems))
                 core.check_auth(request.headers)
                 fault = core.take_fault(method, path)
                 if fault is not None:
