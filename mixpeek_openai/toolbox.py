@@ -270,9 +270,7 @@ class Toolbox:
         with concurrent.futures.ThreadPoolExecutor(
             max_workers=len(batches) - 1, thread_name_prefix="mixpeek-openai-toolbox"
         ) as pool:
-            futures = [
-                pool.submit(b.source.dispatch, b.raw, style=b.style) for b in batches[1:]
-            ]
+            futures = [pool.submit(b.source.dispatch, b.raw, style=b.style) for b in batches[1:]]
             first = batches[0]
             _merge(results, first, first.source.dispatch(first.raw, style=first.style))
             for batch, future in zip(batches[1:], futures, strict=True):
@@ -402,9 +400,7 @@ def _raw_call(call: ToolCall) -> dict[str, Any]:
 def _hosted_tool(entry: Mapping[str, Any]) -> dict[str, Any]:
     kind = entry.get("type")
     if not isinstance(kind, str) or not kind:
-        raise ConfigurationError(
-            "A hosted-tool dict needs a 'type' (e.g. {'type': 'web_search'})."
-        )
+        raise ConfigurationError("A hosted-tool dict needs a 'type' (e.g. {'type': 'web_search'}).")
     if kind in ("function", "custom"):
         raise ConfigurationError(
             f"A {{'type': {kind!r}}} dict has nothing to run it: pass the Python function "
@@ -455,7 +451,7 @@ def as_toolset(tools: ToolsArg) -> Any:
         return tools
     if isinstance(tools, (list, tuple)):
         return Toolbox(tools)
-    if isinstance(tools, Mapping) or isinstance(tools, ToolDefinition):
+    if isinstance(tools, (Mapping, ToolDefinition)):
         return Toolbox([tools])
     if hasattr(tools, "chat_tools") and hasattr(tools, "dispatch"):
         return tools

@@ -12,6 +12,7 @@ Validators are compiled once per operation and shared by every stub using the ch
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import threading
@@ -75,7 +76,8 @@ class OpenAPIRequestChecker:
             self._loaded = True
 
     def _index(self, spec: Mapping[str, Any]) -> None:
-        import jsonschema
+        # jsonschema ships without type information; it is a test-only dependency.
+        jsonschema: Any = importlib.import_module("jsonschema")
         import referencing
         import referencing.jsonschema
 
@@ -176,8 +178,6 @@ def _describe(error: Any) -> str:
         best = min(best.context, key=lambda e: (-len(list(e.absolute_path)), e.message))
     detail = ""
     if best is not error:
-        inner = "".join(
-            f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in best.absolute_path
-        )
+        inner = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in best.absolute_path)
         detail = f" (closest branch: body{inner}: {best.message[:200]})"
     return f"body{where}: {message}{detail}"

@@ -31,6 +31,7 @@ from ._stub_core import (
 from ._stub_model import StubAPIError, StubToolCall, StubTurn, StubUsage
 from ._stub_responses import (
     add_conversation_items,
+    cancel_response,
     create_conversation,
     create_response,
     delete_conversation,
@@ -52,6 +53,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = [
         ("POST", "/chat/completions", chat_completions),
         ("POST", "/responses", create_response),
         ("GET", "/responses/" + _ID.format("response_id"), get_response),
+        ("POST", "/responses/" + _ID.format("response_id") + "/cancel", cancel_response),
         ("POST", "/conversations", create_conversation),
         ("GET", "/conversations/" + _ID.format("conversation_id"), get_conversation),
         ("DELETE", "/conversations/" + _ID.format("conversation_id"), delete_conversation),
@@ -107,6 +109,8 @@ class StubOpenAI:
         in_progress_polls: extra ``GET``s a run stays ``in_progress`` before each model
             step (a turn's own ``polls`` overrides it).
         run_ttl_s: seconds from run creation to ``expires_at``.
+        background_polls: ``GET``s a ``background=True`` response stays ``queued`` /
+            ``in_progress`` before its final status (a turn's own ``polls`` overrides it).
         clock: time source in seconds (default ``time.time``); see :meth:`advance_clock`.
         spec: an :class:`OpenAPIRequestChecker` (or the path of OpenAI's ``openapi.json``)
             that every request is checked against; off-spec requests are listed in
@@ -137,6 +141,7 @@ class StubOpenAI:
         run_ttl_s: float = 600.0,
         clock: Callable[[], float] | None = None,
         spec: OpenAPIRequestChecker | str | Path | None = None,
+        background_polls: int = 1,
     ) -> None:
         self._api_key = api_key
         if isinstance(spec, (str, Path)):
@@ -151,6 +156,7 @@ class StubOpenAI:
             run_ttl_s=run_ttl_s,
             clock=clock,
         )
+        self._core.background_polls = max(0, background_polls)
         self.transport = httpx2.MockTransport(self._handle)
         """The mock transport (works for both ``httpx2.Client`` and ``httpx2.AsyncClient``)."""
 
@@ -255,6 +261,12 @@ class StubOpenAI:
             status, body, message=message, headers=headers, retry_after_ms=retry_after_ms
         )
         self._core.add_fault(status, turn.http_body, turn.http_headers, path, method, max(0, times))
+
+    def report_usage_details(self, *, cached_tokens: int = 0, reasoning_tokens: int = 0) -> None:
+        """Report these cached-prompt and reasoning token counts with every model response
+        from now on (Chat and Responses; capped at the prompt / completion counts)."""
+        with self._core.lock:
+            self._core.usage_details = (max(0, cached_tokens), max(0, reasoning_tokens))
 
     # -- clock and runs ---------------------------------------------------
 
