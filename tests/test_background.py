@@ -50,9 +50,7 @@ def respond(request: pytest.FixtureRequest, tools: MixpeekTools) -> Any:
         kwargs["clock"] = clock
         if request.param == "sync":
             return run_responses(stub.client(), tools, sleep=clock.sleep, **kwargs)
-        return asyncio.run(
-            arun_responses(stub.async_client(), tools, sleep=clock.asleep, **kwargs)
-        )
+        return asyncio.run(arun_responses(stub.async_client(), tools, sleep=clock.asleep, **kwargs))
 
     return run
 
@@ -228,7 +226,5 @@ def test_configuration_mistakes(stub: StubOpenAI, tools: MixpeekTools) -> None:
     with pytest.raises(ConfigurationError, match="deadline_s"):
         run_responses(client, tools, model="gpt-4o", input="x", background=True, deadline_s=0)
     with pytest.raises(ConfigurationError, match="poll_interval_s"):
-        run_responses(
-            client, tools, model="gpt-4o", input="x", background=True, poll_interval_s=-1
-        )
+        run_responses(client, tools, model="gpt-4o", input="x", background=True, poll_interval_s=-1)
     assert stub.requests == []

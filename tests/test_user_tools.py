@@ -181,7 +181,12 @@ def test_chat_runs_functions_beside_the_mixpeek_tools(
     assert "5.00 EUR from USD" in result.calls[2].output  # the coroutine was awaited
     assert len(fake.requests_for("execute")) == 1  # only the Mixpeek tool reached Mixpeek
     sent = stub.requests_to("/v1/chat/completions", "POST")[0].body
-    assert [t["function"]["name"] for t in sent["tools"]] == [DEMO, CATALOG, "get_weather", "convert"]
+    assert [t["function"]["name"] for t in sent["tools"]] == [
+        DEMO,
+        CATALOG,
+        "get_weather",
+        "convert",
+    ]
     tool_messages = [m for m in result.messages if m["role"] == "tool"]
     assert [m["tool_call_id"] for m in tool_messages] == ["c1", "c2", "c3"]
 
@@ -246,9 +251,7 @@ def test_assistants_runs_functions_and_takes_its_hosted_tools(
     box = [tools, get_weather, {"type": "code_interpreter"}]
     assistant = create_assistant(stub.client(), box, model="gpt-4o")
     assert [t.type for t in assistant.tools] == ["function"] * 3 + ["code_interpreter"]
-    stub.script(
-        stub.tool_call("get_weather", {"city": "Rome", "unit": None}), stub.text("Sunny.")
-    )
+    stub.script(stub.tool_call("get_weather", {"city": "Rome", "unit": None}), stub.text("Sunny."))
     if mode == "sync":
         result = run_assistant(
             stub.client(), box, assistant_id=assistant.id, message=QUESTION, poll_interval_s=0

@@ -4,7 +4,11 @@
 ``openai-openapi`` project; nothing of it is copied here) and checks each request a stub
 receives: the method and path must be an operation of the API, and a JSON body must
 validate against the operation's request schema (JSON Schema 2020-12, with ``jsonschema``).
-Problems are collected, not raised, so a test sees every off-spec request it caused, and
+Unions are read as OpenAPI tools read them: the description is generated for SDKs, and
+its ``oneOf`` lists overlapping branches (a user message with a list of parts is both an
+``EasyInputMessage`` and an ``InputMessage``, and the API takes it), so a value is valid
+when it matches *at least one* branch; a value no branch accepts is reported. Problems
+are collected, not raised, so a test sees every off-spec request it caused, and
 the stub keeps answering as the real API would (it refuses most off-spec bodies itself).
 
 Validators are compiled once per operation and shared by every stub using the checker.
@@ -158,9 +162,14 @@ class OpenAPIRequestChecker:
                     )
                 )
                 schema = {"$ref": f"{_SPEC_URI}#/{quote(pointer, safe='/~')}"}
-                validator = self._jsonschema.Draft202012Validator(schema, registry=self._registry)
+                validator = self._validator_class()(schema, registry=self._registry)
                 self._validators[key] = validator
             return validator
+
+    def _validator_class(self) -> Any:
+        """Draft 2020-12 with ``oneOf`` read as "at least one branch" (see the module)."""
+        base = self._jsonschema.Draft202012Validator
+        return self._jsonschema.validators.extend(base, {"oneOf": base.VALIDATORS["anyOf"]})
 
 
 def _escape(part: str) -> str:
@@ -168,16 +177,22 @@ def _escape(part: str) -> str:
 
 
 def _describe(error: Any) -> str:
-    """An error with the path into the body and, for unions, the closest branch's reason."""
-    where = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
+    """An error with the path into the body and, for unions, the most relevant branch's reason."""
+    where = _where(error.absolute_path)
     message = error.message
     if len(message) > 300:
         message = message[:300] + "..."
-    best = error
-    while best.context:
-        best = min(best.context, key=lambda e: (-len(list(e.absolute_path)), e.message))
     detail = ""
-    if best is not error:
-        inner = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in best.absolute_path)
-        detail = f" (closest branch: body{inner}: {best.message[:200]})"
+    if error.context:
+        best_match = importlib.import_module("jsonschema.exceptions").best_match
+        best = error
+        while best.context:
+            # The branch that got furthest into the value says most about what is wrong.
+            deepest = max(len(e.absolute_path) for e in best.context)
+            best = best_match([e for e in best.context if len(e.absolute_path) == deepest])
+        detail = f" (best branch: body{_where(best.absolute_path)}: {best.message[:200]})"
     return f"body{where}: {message}{detail}"
+
+
+def _where(path: Any) -> str:
+    return "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
