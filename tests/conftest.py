@@ -30,6 +30,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
+def openapi_spec_path() -> Path:
+    """Where the suite looks for OpenAI's OpenAPI description."""
+    return OPENAPI_SPEC
+
+
+@pytest.fixture(scope="session")
 def openapi_checker() -> OpenAPIRequestChecker | None:
     """The checker for OpenAI's description, or ``None`` when the file is absent."""
     return OpenAPIRequestChecker.from_path(OPENAPI_SPEC) if OPENAPI_SPEC.is_file() else None
