@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 import time
 import types
 from collections.abc import (
@@ -62,9 +63,9 @@ __all__ = [
     "Trace",
     "adrive",
     "async_stream",
+    "decode_arguments",
     "drive",
     "first_per_call_id",
-    "parse_arguments",
     "run_tools",
     "sync_stream",
 ]
@@ -600,17 +601,62 @@ class Trace:
         return Emit(event)
 
 
-def parse_arguments(arguments: Any) -> dict[str, Any] | None:
-    """The model's JSON arguments as a dict, or ``None`` when they are not a JSON object."""
+MAX_ARGUMENT_CHARS = 64_000
+"""Arguments longer than this are not decoded for events (the dispatcher refuses them too)."""
+
+MAX_ARGUMENT_DEPTH = 64
+"""Arguments nested deeper than this are not decoded (``json`` would recurse on them)."""
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_EMPTY_PAIR = re.compile(r"\[\]|\{\}")
+
+
+def decode_arguments(arguments: Any) -> dict[str, Any] | None:
+    """The model's JSON arguments as a dict, or ``None`` when they are not a JSON object.
+
+    Never raises, whatever the model sent: text over :data:`MAX_ARGUMENT_CHARS` or nested
+    deeper than :data:`MAX_ARGUMENT_DEPTH` is refused *before* ``json.loads`` sees it (a
+    100,000-deep array would otherwise raise ``RecursionError``), as is anything ``json``
+    cannot read (invalid JSON, an integer with too many digits, invalid UTF-8).
+    """
     if isinstance(arguments, dict):
         return arguments
-    if not isinstance(arguments, str | bytes):
+    if isinstance(arguments, bytes | bytearray):
+        try:
+            arguments = bytes(arguments).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(arguments, str):
+        return None
+    if len(arguments) > MAX_ARGUMENT_CHARS or _too_deep(arguments, MAX_ARGUMENT_DEPTH):
         return None
     try:
         value = json.loads(arguments or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Whether ``text`` opens more than ``limit`` arrays/objects inside one another.
+
+    All in regex passes (no Python loop per character): text with at most ``limit``
+    brackets cannot be too deep; otherwise strings are removed, then the brackets left,
+    and each pass deletes the innermost empty pairs, so balanced brackets of depth ``d``
+    vanish after ``d`` passes. Unbalanced brackets are not JSON, and count as too deep.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text) if '"' in text else text)
+    for _ in range(limit):
+        shorter = _EMPTY_PAIR.sub("", brackets)
+        if not shorter:
+            return False
+        if shorter == brackets:
+            return True
+        brackets = shorter
+    return True
 
 
 def first_per_call_id(items: Sequence[T], call_id: Callable[[T], Any]) -> list[T]:
@@ -643,7 +689,7 @@ def run_tools(
     and in call order, whatever order the concurrent calls finish in.
     """
     for call_id, name, arguments in described:
-        yield trace.emit(ToolCallEvent(turn, call_id, name, parse_arguments(arguments)))
+        yield trace.emit(ToolCallEvent(turn, call_id, name, decode_arguments(arguments)))
     results: list[ToolCallResult] = list((yield Dispatch(list(calls))))
     if [r.call_id for r in results] != [d[0] for d in described]:
         raise LoopError(

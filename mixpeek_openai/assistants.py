@@ -29,6 +29,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from typing_extensions import TypedDict, Unpack
+
 from ._loop import (
     END,
     ApiCall,
@@ -40,7 +42,6 @@ from ._loop import (
     Now,
     OpenStream,
     Sleep,
-    ToolSet,
     Trace,
     async_stream,
     first_per_call_id,
@@ -58,6 +59,7 @@ from .errors import (
     RunIncompleteError,
 )
 from .events import DoneEvent, Event, EventHandler, MessageEvent, ThinkingEvent, Usage
+from .toolbox import ToolsArg, as_toolset, tools_for_api
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
@@ -67,7 +69,9 @@ if TYPE_CHECKING:
     from .dispatch import ToolCallResult
 
 __all__ = [
+    "AssistantOptions",
     "AssistantResult",
+    "AsyncAssistantOptions",
     "acreate_assistant",
     "aiter_assistant",
     "arun_assistant",
@@ -82,6 +86,73 @@ ACTIVE_STATUSES = frozenset({"queued", "in_progress", "requires_action", "cancel
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 _DEFAULT_POLL_S = 1.0
 _RESERVED = frozenset({"thread_id", "assistant_id", "stream"})
+
+
+class _AssistantOptions(TypedDict, total=False):
+    thread_id: str | None
+    message: str | Mapping[str, Any] | None
+    stream: bool
+    poll_interval_s: float | None
+    deadline_s: float
+    if_active_run: IfActiveRun
+    cancel_timeout_s: float
+    attach_tools: bool
+    on_event: EventHandler | None
+    clock: Callable[[], float] | None
+    # passed through to beta.threads.runs.create
+    include: list[str]
+    additional_instructions: str | None
+    additional_messages: list[Any] | None
+    instructions: str | None
+    max_completion_tokens: int | None
+    max_prompt_tokens: int | None
+    metadata: dict[str, str] | None
+    model: str | None
+    parallel_tool_calls: bool
+    reasoning_effort: str | None
+    response_format: Any
+    temperature: float | None
+    tool_choice: Any
+    top_p: float | None
+    truncation_strategy: Any
+    extra_headers: dict[str, str] | None
+    extra_query: dict[str, object] | None
+    extra_body: object | None
+    timeout: Any
+
+
+class AssistantOptions(_AssistantOptions, total=False):
+    """The options of ``run_assistant`` / ``iter_assistant`` (see :func:`run_assistant`).
+
+    The loop's own options come first; every other key is passed to ``runs.create``, as
+    the SDK takes it (parameters newer than this list go through ``extra_body``).
+    """
+
+    sleep: Callable[[float], None] | None
+
+
+class AsyncAssistantOptions(_AssistantOptions, total=False):
+    """The options of ``arun_assistant`` / ``aiter_assistant``: :class:`AssistantOptions`
+    with an async ``sleep``."""
+
+    sleep: Callable[[float], Awaitable[None]] | None
+
+
+_LOOP_OPTIONS = frozenset(
+    {
+        "thread_id",
+        "message",
+        "stream",
+        "poll_interval_s",
+        "deadline_s",
+        "if_active_run",
+        "cancel_timeout_s",
+        "attach_tools",
+        "on_event",
+        "sleep",
+        "clock",
+    }
+)
 _ERRORS: dict[str, type[RunFailedError]] = {
     "failed": RunFailedError,
     "expired": RunExpiredError,
@@ -330,19 +401,14 @@ def _drive_streaming(state: _Run, trace: Trace, calls: list[Any]) -> Core[None]:
 
 
 def _assistant_core(
-    tools: ToolSet,
-    *,
-    assistant_id: str,
-    thread_id: str | None,
-    message: str | Mapping[str, Any] | None,
-    stream: bool,
-    poll_interval_s: float | None,
-    deadline_s: float,
-    if_active_run: IfActiveRun,
-    cancel_timeout_s: float,
-    attach_tools: bool,
-    run_kwargs: dict[str, Any],
-) -> Core[AssistantResult]:
+    tools: ToolsArg, *, assistant_id: str, options: _AssistantOptions
+) -> tuple[Any, Core[AssistantResult]]:
+    """Check the arguments (mistakes raise here, at the call) and build the runner's core."""
+    run_kwargs: dict[str, Any] = {k: v for k, v in options.items() if k not in _LOOP_OPTIONS}
+    if_active_run = options.get("if_active_run", "wait")
+    deadline_s = options.get("deadline_s", 300.0)
+    poll_interval_s = options.get("poll_interval_s")
+    message = options.get("message")
     if if_active_run not in ("wait", "fail", "cancel"):
         raise ConfigurationError(
             f"if_active_run must be 'wait', 'fail' or 'cancel', got {if_active_run!r}"
@@ -358,20 +424,21 @@ def _assistant_core(
         )
     if isinstance(message, Mapping) and "content" not in message:
         raise ConfigurationError("A message mapping needs 'content' (messages.create arguments).")
-    run_kwargs = dict(run_kwargs)
-    if attach_tools:
-        run_kwargs["tools"] = list(tools.chat_tools())
-    return _assistant_loop(
+    toolset = as_toolset(tools)
+    if options.get("attach_tools", False):
+        run_kwargs["tools"] = tools_for_api(toolset, "assistants")
+    core = _assistant_loop(
         assistant_id=assistant_id,
-        thread_id=thread_id,
+        thread_id=options.get("thread_id"),
         message=message,
-        stream=stream,
+        stream=options.get("stream", False),
         poll_interval_s=poll_interval_s,
         deadline_s=deadline_s,
         if_active_run=if_active_run,
-        cancel_timeout_s=cancel_timeout_s,
+        cancel_timeout_s=options.get("cancel_timeout_s", 30.0),
         run_kwargs=run_kwargs,
     )
+    return toolset, core
 
 
 def _message_kwargs(message: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -518,124 +585,88 @@ def _clear_active_run(
 
 def iter_assistant(
     client: OpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     assistant_id: str,
-    thread_id: str | None = None,
-    message: str | Mapping[str, Any] | None = None,
-    stream: bool = False,
-    poll_interval_s: float | None = None,
-    deadline_s: float = 300.0,
-    if_active_run: IfActiveRun = "wait",
-    cancel_timeout_s: float = 30.0,
-    attach_tools: bool = False,
-    on_event: EventHandler | None = None,
-    sleep: Callable[[float], None] | None = None,
-    clock: Callable[[], float] | None = None,
-    **run_kwargs: Any,
+    **options: Unpack[AssistantOptions],
 ) -> EventStream[AssistantResult]:
     """Run the Assistants runner as an iterator of events; ``.result`` holds the result.
 
     Takes the same arguments as :func:`run_assistant`. Closing the stream early cancels
     the run (and confirms the cancel).
     """
-    core = _assistant_core(
-        tools,
-        assistant_id=assistant_id,
-        thread_id=thread_id,
-        message=message,
-        stream=stream,
-        poll_interval_s=poll_interval_s,
-        deadline_s=deadline_s,
-        if_active_run=if_active_run,
-        cancel_timeout_s=cancel_timeout_s,
-        attach_tools=attach_tools,
-        run_kwargs=run_kwargs,
+    toolset, core = _assistant_core(tools, assistant_id=assistant_id, options=options)
+    return sync_stream(
+        core,
+        client,
+        toolset,
+        on_event=options.get("on_event"),
+        sleep=options.get("sleep"),
+        clock=options.get("clock"),
     )
-    return sync_stream(core, client, tools, on_event=on_event, sleep=sleep, clock=clock)
 
 
 def aiter_assistant(
     client: AsyncOpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     assistant_id: str,
-    thread_id: str | None = None,
-    message: str | Mapping[str, Any] | None = None,
-    stream: bool = False,
-    poll_interval_s: float | None = None,
-    deadline_s: float = 300.0,
-    if_active_run: IfActiveRun = "wait",
-    cancel_timeout_s: float = 30.0,
-    attach_tools: bool = False,
-    on_event: EventHandler | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-    clock: Callable[[], float] | None = None,
-    **run_kwargs: Any,
+    **options: Unpack[AsyncAssistantOptions],
 ) -> AsyncEventStream[AssistantResult]:
     """Async :func:`iter_assistant`; ``sleep`` is an async function (default ``asyncio.sleep``)."""
-    core = _assistant_core(
-        tools,
-        assistant_id=assistant_id,
-        thread_id=thread_id,
-        message=message,
-        stream=stream,
-        poll_interval_s=poll_interval_s,
-        deadline_s=deadline_s,
-        if_active_run=if_active_run,
-        cancel_timeout_s=cancel_timeout_s,
-        attach_tools=attach_tools,
-        run_kwargs=run_kwargs,
+    toolset, core = _assistant_core(tools, assistant_id=assistant_id, options=options)
+    return async_stream(
+        core,
+        client,
+        toolset,
+        on_event=options.get("on_event"),
+        sleep=options.get("sleep"),
+        clock=options.get("clock"),
     )
-    return async_stream(core, client, tools, on_event=on_event, sleep=sleep, clock=clock)
 
 
 def run_assistant(
     client: OpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     assistant_id: str,
-    thread_id: str | None = None,
-    message: str | Mapping[str, Any] | None = None,
-    stream: bool = False,
-    poll_interval_s: float | None = None,
-    deadline_s: float = 300.0,
-    if_active_run: IfActiveRun = "wait",
-    cancel_timeout_s: float = 30.0,
-    attach_tools: bool = False,
-    on_event: EventHandler | None = None,
-    sleep: Callable[[float], None] | None = None,
-    clock: Callable[[], float] | None = None,
-    **run_kwargs: Any,
+    **options: Unpack[AssistantOptions],
 ) -> AssistantResult:
     """Run an assistant on a thread until the run completes, executing its tool calls.
 
     Args:
         client: an ``openai.OpenAI`` client.
-        tools: the tool set whose calls the run may request (see :func:`create_assistant`).
+        tools: the tools whose calls the run may request (see :func:`create_assistant`):
+            a ``MixpeekTools``, or a list with your own functions too (and
+            ``code_interpreter`` / ``file_search`` when ``attach_tools``).
         assistant_id: the assistant to run.
-        thread_id: an existing thread; a new one is created when omitted.
-        message: a user message to add first: text, or ``messages.create`` arguments
-            (``{"content": ..., "attachments": ...}``).
-        stream: follow the run through its event streams instead of polling: text arrives
-            as ``message`` events (``delta=True``) and the run is never ``GET``-polled.
-        poll_interval_s: fixed polling interval; ``None`` (default) honours the API's
-            ``openai-poll-after-ms`` header, 1 s without it.
-        deadline_s: overall deadline for the run; when it passes, the run is cancelled
-            (cancel confirmed) and :class:`~mixpeek_openai.errors.RunDeadlineExceededError`
-            raised. Checked between polls / stream events.
-        if_active_run: what to do when the thread already has an active run: ``"wait"``
-            for it to finish (within the deadline), ``"fail"`` with
-            :class:`~mixpeek_openai.errors.ActiveRunError`, or ``"cancel"`` it.
-        cancel_timeout_s: how long to poll for a cancel to be confirmed.
-        attach_tools: send ``tools.chat_tools()`` with the run, overriding the assistant's
-            own tools for this run (useful when the assistant was not created with them).
-        on_event: called with every event.
-        sleep: the function used to wait between polls (default ``time.sleep``); tests
-            pass a fake to avoid real waits.
-        clock: monotonic clock used for the deadline (default ``time.monotonic``).
-        **run_kwargs: passed to ``runs.create`` (``instructions``, ``additional_instructions``,
-            ``model``, ``tool_choice``, ``parallel_tool_calls``, ``metadata``, ...).
+        **options: see :class:`AssistantOptions`. The runner's own:
+
+            * ``thread_id``: an existing thread; a new one is created when omitted.
+            * ``message``: a user message to add first: text, or ``messages.create``
+              arguments (``{"content": ..., "attachments": ...}``).
+            * ``stream``: follow the run through its event streams instead of polling:
+              text arrives as ``message`` events (``delta=True``) and the run is never
+              ``GET``-polled.
+            * ``poll_interval_s``: fixed polling interval; ``None`` (default) honours the
+              API's ``openai-poll-after-ms`` header, 1 s without it.
+            * ``deadline_s`` (default 300): overall deadline for the run; when it passes,
+              the run is cancelled (cancel confirmed) and
+              :class:`~mixpeek_openai.errors.RunDeadlineExceededError` raised. Checked
+              between polls / stream events.
+            * ``if_active_run``: what to do when the thread already has an active run:
+              ``"wait"`` (default) for it to finish (within the deadline), ``"fail"`` with
+              :class:`~mixpeek_openai.errors.ActiveRunError`, or ``"cancel"`` it.
+            * ``cancel_timeout_s`` (default 30): how long to poll for a cancel to land.
+            * ``attach_tools``: send the tools with the run, overriding the assistant's own
+              tools for this run (useful when the assistant was not created with them).
+            * ``on_event``: called with every event; ``sleep``: the function used to wait
+              between polls (default ``time.sleep``; tests pass a fake); ``clock``:
+              monotonic clock used for the deadline (default ``time.monotonic``).
+
+            Everything else goes to ``runs.create`` (``instructions``,
+            ``additional_instructions``, ``model``, ``tool_choice``,
+            ``parallel_tool_calls``, ``metadata``, ...).
 
     Returns:
         An :class:`AssistantResult` with the reply messages, their text, the run,
@@ -649,106 +680,64 @@ def run_assistant(
         ActiveRunError: the thread has an active run and ``if_active_run="fail"`` (or
             waiting for it ran past the deadline).
     """
-    return iter_assistant(
-        client,
-        tools,
-        assistant_id=assistant_id,
-        thread_id=thread_id,
-        message=message,
-        stream=stream,
-        poll_interval_s=poll_interval_s,
-        deadline_s=deadline_s,
-        if_active_run=if_active_run,
-        cancel_timeout_s=cancel_timeout_s,
-        attach_tools=attach_tools,
-        on_event=on_event,
-        sleep=sleep,
-        clock=clock,
-        **run_kwargs,
-    ).run()
+    return iter_assistant(client, tools, assistant_id=assistant_id, **options).run()
 
 
 async def arun_assistant(
     client: AsyncOpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     assistant_id: str,
-    thread_id: str | None = None,
-    message: str | Mapping[str, Any] | None = None,
-    stream: bool = False,
-    poll_interval_s: float | None = None,
-    deadline_s: float = 300.0,
-    if_active_run: IfActiveRun = "wait",
-    cancel_timeout_s: float = 30.0,
-    attach_tools: bool = False,
-    on_event: EventHandler | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-    clock: Callable[[], float] | None = None,
-    **run_kwargs: Any,
+    **options: Unpack[AsyncAssistantOptions],
 ) -> AssistantResult:
     """Async :func:`run_assistant` (``openai.AsyncOpenAI``, ``tools.adispatch``).
 
     ``sleep`` is an async function (default ``asyncio.sleep``). When the awaiting task is
     cancelled, the run is cancelled (and confirmed) before ``CancelledError`` propagates.
     """
-    return await aiter_assistant(
-        client,
-        tools,
-        assistant_id=assistant_id,
-        thread_id=thread_id,
-        message=message,
-        stream=stream,
-        poll_interval_s=poll_interval_s,
-        deadline_s=deadline_s,
-        if_active_run=if_active_run,
-        cancel_timeout_s=cancel_timeout_s,
-        attach_tools=attach_tools,
-        on_event=on_event,
-        sleep=sleep,
-        clock=clock,
-        **run_kwargs,
-    ).run()
+    return await aiter_assistant(client, tools, assistant_id=assistant_id, **options).run()
 
 
-def _create_assistant_core(tools: ToolSet, kwargs: dict[str, Any]) -> Core[Assistant]:
+def _create_assistant_core(kwargs: dict[str, Any]) -> Core[Assistant]:
     assistant: Assistant = yield ApiCall("beta.assistants.create", kwargs, undeprecated=True)
     return assistant
 
 
 def _assistant_kwargs(
-    tools: ToolSet, model: str, name: str | None, instructions: str | None, kw: dict[str, Any]
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"model": model, "tools": list(tools.chat_tools()), **kw}
+    tools: ToolsArg, model: str, name: str | None, instructions: str | None, kw: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    toolset = as_toolset(tools)
+    kwargs: dict[str, Any] = {"model": model, "tools": tools_for_api(toolset, "assistants"), **kw}
     if name is not None:
         kwargs["name"] = name
     if instructions is not None:
         kwargs["instructions"] = instructions
-    return kwargs
+    return toolset, kwargs
 
 
 def create_assistant(
     client: OpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     model: str,
     name: str | None = None,
     instructions: str | None = None,
     **kwargs: Any,
 ) -> Assistant:
-    """Create an assistant whose tools are the tool set's functions (no deprecation warning).
+    """Create an assistant whose tools are the given ones (no deprecation warning).
 
-    ``**kwargs`` go to ``beta.assistants.create`` (``description``, ``metadata``,
-    ``temperature``, ...).
+    ``tools`` is a ``MixpeekTools`` or a list that may add your own functions and the
+    Assistants API's hosted tools (``{"type": "code_interpreter"}``, ``{"type":
+    "file_search"}``). ``**kwargs`` go to ``beta.assistants.create`` (``description``,
+    ``metadata``, ``temperature``, ...).
     """
-    core = _create_assistant_core(
-        tools, _assistant_kwargs(tools, model, name, instructions, kwargs)
-    )
-    return sync_stream(core, client, tools).run()
+    toolset, body = _assistant_kwargs(tools, model, name, instructions, kwargs)
+    return sync_stream(_create_assistant_core(body), client, toolset).run()
 
 
 async def acreate_assistant(
     client: AsyncOpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     model: str,
     name: str | None = None,
@@ -756,7 +745,5 @@ async def acreate_assistant(
     **kwargs: Any,
 ) -> Assistant:
     """Async :func:`create_assistant`."""
-    core = _create_assistant_core(
-        tools, _assistant_kwargs(tools, model, name, instructions, kwargs)
-    )
-    return await async_stream(core, client, tools).run()
+    toolset, body = _assistant_kwargs(tools, model, name, instructions, kwargs)
+    return await async_stream(_create_assistant_core(body), client, toolset).run()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
+from typing_extensions import TypedDict, Unpack
 
 from ._loop import (
     END,
@@ -28,7 +29,6 @@ from ._loop import (
     EventStream,
     NextItem,
     OpenStream,
-    ToolSet,
     Trace,
     async_stream,
     first_per_call_id,
@@ -41,7 +41,16 @@ from .errors import (
     MaxTurnsExceededError,
     OutputTruncatedError,
 )
-from .events import DoneEvent, Event, EventHandler, MessageEvent, ThinkingEvent, Usage
+from .events import (
+    DoneEvent,
+    Event,
+    EventHandler,
+    MessageEvent,
+    ThinkingEvent,
+    ToolCallDeltaEvent,
+    Usage,
+)
+from .toolbox import ToolsArg, as_toolset, tools_for_api
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
@@ -50,6 +59,7 @@ if TYPE_CHECKING:
     from .dispatch import ToolCallResult
 
 __all__ = [
+    "ChatOptions",
     "ChatResult",
     "aiter_chat",
     "arun_chat",
@@ -62,6 +72,59 @@ OnMaxTurns = Literal["raise", "answer"]
 
 # Keys the loop owns; passing them through would break the loop's bookkeeping.
 _RESERVED = frozenset({"model", "messages", "tools", "stream"})
+
+
+class ChatOptions(TypedDict, total=False):
+    """The options of ``run_chat`` / ``arun_chat`` / ``iter_chat`` / ``aiter_chat``.
+
+    The first four belong to the loop (see :func:`run_chat`); every other key is passed to
+    ``chat.completions.create`` on every call, as the SDK takes it (parameters newer than
+    this list go through ``extra_body``).
+    """
+
+    max_turns: int
+    on_max_turns: OnMaxTurns
+    stream: bool
+    on_event: EventHandler | None
+    # passed through to chat.completions.create
+    audio: Any
+    frequency_penalty: float | None
+    logit_bias: dict[str, int] | None
+    logprobs: bool | None
+    max_completion_tokens: int | None
+    max_tokens: int | None
+    metadata: dict[str, str] | None
+    modalities: list[str] | None
+    moderation: Any
+    n: int | None
+    parallel_tool_calls: bool
+    prediction: Any
+    presence_penalty: float | None
+    prompt_cache_key: str
+    prompt_cache_options: Any
+    prompt_cache_retention: Any
+    reasoning_effort: str | None
+    response_format: Any
+    safety_identifier: str
+    seed: int | None
+    service_tier: str | None
+    stop: str | list[str] | None
+    store: bool | None
+    stream_options: dict[str, Any] | None
+    temperature: float | None
+    tool_choice: Any
+    top_logprobs: int | None
+    top_p: float | None
+    user: str
+    verbosity: str | None
+    web_search_options: Any
+    extra_headers: dict[str, str] | None
+    extra_query: dict[str, object] | None
+    extra_body: object | None
+    timeout: Any
+
+
+_LOOP_OPTIONS = frozenset({"max_turns", "on_max_turns", "stream", "on_event"})
 
 # o-series reasoning models (o1, o3, o4-mini, ...; also "openai/o3" and "ft:o4-mini:...")
 # refuse the `parallel_tool_calls` parameter with a 400.
@@ -186,7 +249,8 @@ def _stream_reply(call: ApiCall, trace: Trace, turn: int) -> Core[_Reply]:
     """Read one streamed completion: text deltas become events, tool calls are assembled.
 
     Tool-call fragments arrive by ``index``; ``id`` and ``name`` only come in the first
-    fragment of each call, ``arguments`` are split over many.
+    fragment of each call, ``arguments`` are split over many. Each arguments fragment is
+    reported as a ``tool_call_delta`` event as it arrives.
     """
     handle = yield OpenStream(call)
     text: list[str] = []
@@ -222,6 +286,14 @@ def _stream_reply(call: ApiCall, trace: Trace, turn: int) -> Core[_Reply]:
                             slot["function"]["name"] = fragment.function.name
                         if fragment.function.arguments:
                             slot["function"]["arguments"] += fragment.function.arguments
+                            yield trace.emit(
+                                ToolCallDeltaEvent(
+                                    turn,
+                                    slot["id"],
+                                    slot["function"]["name"],
+                                    fragment.function.arguments,
+                                )
+                            )
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
     finally:
@@ -236,15 +308,19 @@ def _stream_reply(call: ApiCall, trace: Trace, turn: int) -> Core[_Reply]:
 
 
 def _chat_core(
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     model: str,
     messages: Iterable[Any],
-    max_turns: int,
-    on_max_turns: OnMaxTurns,
-    stream: bool,
-    create_kwargs: dict[str, Any],
-) -> Core[ChatResult]:
+    options: ChatOptions,
+) -> tuple[Any, Core[ChatResult], EventHandler | None]:
+    """Check the arguments (mistakes raise here, at the call) and build the loop's core.
+
+    Returns the tool set the drivers dispatch with, the core and the ``on_event`` handler.
+    """
+    create_kwargs: dict[str, Any] = {k: v for k, v in options.items() if k not in _LOOP_OPTIONS}
+    max_turns = options.get("max_turns", 8)
+    on_max_turns = options.get("on_max_turns", "raise")
     if max_turns < 1:
         raise ConfigurationError(f"max_turns must be at least 1, got {max_turns}")
     if on_max_turns not in ("raise", "answer"):
@@ -257,23 +333,23 @@ def _chat_core(
         )
     if create_kwargs.get("n") not in (None, 1):
         raise ConfigurationError("run_chat follows one completion per turn: n must be 1")
+    toolset = as_toolset(tools)
     # Validate and copy eagerly, so mistakes raise at the call, not at the first iteration.
     history = [_message_dict(m) for m in messages]
-    tool_params = list(tools.chat_tools())
-    return _chat_loop(
-        tools,
+    tool_params = tools_for_api(toolset, "chat")
+    core = _chat_loop(
         model=model,
         history=history,
         tool_params=tool_params,
         max_turns=max_turns,
         on_max_turns=on_max_turns,
-        stream=stream,
-        create_kwargs=dict(create_kwargs),
+        stream=options.get("stream", False),
+        create_kwargs=create_kwargs,
     )
+    return toolset, core, options.get("on_event")
 
 
 def _chat_loop(
-    tools: ToolSet,
     *,
     model: str,
     history: list[dict[str, Any]],
@@ -382,139 +458,95 @@ def _request_kwargs(
 
 def iter_chat(
     client: OpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     model: str,
     messages: Iterable[Any],
-    max_turns: int = 8,
-    on_max_turns: OnMaxTurns = "raise",
-    stream: bool = False,
-    on_event: EventHandler | None = None,
-    **create_kwargs: Any,
+    **options: Unpack[ChatOptions],
 ) -> EventStream[ChatResult]:
     """Run the chat loop as an iterator of events; ``.result`` holds the :class:`ChatResult`.
 
     Takes the same arguments as :func:`run_chat`. Pass ``stream=True`` to get text as
     ``message`` events with ``delta=True`` while the model writes.
     """
-    core = _chat_core(
-        tools,
-        model=model,
-        messages=messages,
-        max_turns=max_turns,
-        on_max_turns=on_max_turns,
-        stream=stream,
-        create_kwargs=create_kwargs,
-    )
-    return sync_stream(core, client, tools, on_event=on_event)
+    toolset, core, on_event = _chat_core(tools, model=model, messages=messages, options=options)
+    return sync_stream(core, client, toolset, on_event=on_event)
 
 
 def aiter_chat(
     client: AsyncOpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     model: str,
     messages: Iterable[Any],
-    max_turns: int = 8,
-    on_max_turns: OnMaxTurns = "raise",
-    stream: bool = False,
-    on_event: EventHandler | None = None,
-    **create_kwargs: Any,
+    **options: Unpack[ChatOptions],
 ) -> AsyncEventStream[ChatResult]:
     """Async :func:`iter_chat`: ``async for event in aiter_chat(async_client, ...)``."""
-    core = _chat_core(
-        tools,
-        model=model,
-        messages=messages,
-        max_turns=max_turns,
-        on_max_turns=on_max_turns,
-        stream=stream,
-        create_kwargs=create_kwargs,
-    )
-    return async_stream(core, client, tools, on_event=on_event)
+    toolset, core, on_event = _chat_core(tools, model=model, messages=messages, options=options)
+    return async_stream(core, client, toolset, on_event=on_event)
 
 
 def run_chat(
     client: OpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     model: str,
     messages: Iterable[Any],
-    max_turns: int = 8,
-    on_max_turns: OnMaxTurns = "raise",
-    stream: bool = False,
-    on_event: EventHandler | None = None,
-    **create_kwargs: Any,
+    **options: Unpack[ChatOptions],
 ) -> ChatResult:
-    """Run a Chat Completions conversation with the tool set until the model answers.
+    """Run a Chat Completions conversation with the tools until the model answers.
 
     Args:
         client: an ``openai.OpenAI`` client.
-        tools: the tool set (``MixpeekTools``); its ``chat_tools()`` are offered each turn.
+        tools: a ``MixpeekTools``, or a list mixing ``MixpeekTools`` and your own Python
+            functions (see :mod:`mixpeek_openai.toolbox`); their ``chat_tools()`` are
+            offered each turn. Chat Completions takes no hosted tools (``web_search`` and
+            the like are refused with a ``ConfigurationError``: use ``run_responses``).
         model: the model name.
         messages: the conversation so far (dicts or SDK message objects); not modified.
-        max_turns: most model calls to make. If the model still asks for tools at the last
-            one, its calls are executed (so ``messages`` stays valid) and then
-            ``on_max_turns`` decides.
-        on_max_turns: ``"raise"`` raises :class:`~mixpeek_openai.errors.MaxTurnsExceededError`;
-            ``"answer"`` makes the last allowed call with ``tool_choice="none"`` so the
-            model must answer with what it has.
-        stream: stream each reply: text arrives as ``message`` events (``delta=True``),
-            tool calls are assembled from their fragments. Usage is requested with
-            ``stream_options={"include_usage": True}`` unless you pass ``stream_options``.
-        on_event: called with every :mod:`~mixpeek_openai.events` event.
-        **create_kwargs: passed to ``chat.completions.create`` on every call
-            (``tool_choice``, ``parallel_tool_calls``, ``temperature``, ``max_completion_tokens``,
-            ``extra_headers``, ...). ``parallel_tool_calls`` is dropped for models that reject
-            it (see :func:`supports_parallel_tool_calls`).
+        **options: see :class:`ChatOptions`. The loop's own:
+
+            * ``max_turns`` (default 8): most model calls to make. If the model still asks
+              for tools at the last one, its calls are executed (so ``messages`` stays
+              valid) and then ``on_max_turns`` decides.
+            * ``on_max_turns``: ``"raise"`` (default) raises
+              :class:`~mixpeek_openai.errors.MaxTurnsExceededError`; ``"answer"`` makes the
+              last allowed call with ``tool_choice="none"`` so the model must answer.
+            * ``stream``: stream each reply: text arrives as ``message`` events
+              (``delta=True``), tool-call arguments as ``tool_call_delta`` events, and tool
+              calls are assembled from their fragments. Usage is requested with
+              ``stream_options={"include_usage": True}`` unless you pass ``stream_options``.
+            * ``on_event``: called with every :mod:`~mixpeek_openai.events` event.
+
+            Everything else goes to ``chat.completions.create`` on every call
+            (``tool_choice``, ``parallel_tool_calls``, ``temperature``,
+            ``max_completion_tokens``, ``extra_headers``, ...). ``parallel_tool_calls`` is
+            dropped for models that reject it (see :func:`supports_parallel_tool_calls`).
 
     Returns:
         A :class:`ChatResult` with the answer, the full message list, the per-call
         records and summed usage.
 
     Raises:
+        ConfigurationError: invalid options or tools (raised at the call).
         OutputTruncatedError: a reply stopped at the token limit (``finish_reason="length"``).
         ContentFilteredError: a reply was stopped by the content filter.
         MaxTurnsExceededError: see ``on_max_turns``.
         openai.APIError: errors of the OpenAI API itself are not caught.
     """
-    return iter_chat(
-        client,
-        tools,
-        model=model,
-        messages=messages,
-        max_turns=max_turns,
-        on_max_turns=on_max_turns,
-        stream=stream,
-        on_event=on_event,
-        **create_kwargs,
-    ).run()
+    return iter_chat(client, tools, model=model, messages=messages, **options).run()
 
 
 async def arun_chat(
     client: AsyncOpenAI,
-    tools: ToolSet,
+    tools: ToolsArg,
     *,
     model: str,
     messages: Iterable[Any],
-    max_turns: int = 8,
-    on_max_turns: OnMaxTurns = "raise",
-    stream: bool = False,
-    on_event: EventHandler | None = None,
-    **create_kwargs: Any,
+    **options: Unpack[ChatOptions],
 ) -> ChatResult:
     """Async :func:`run_chat`, with an ``openai.AsyncOpenAI`` client and ``tools.adispatch``.
 
     Same arguments, result and errors as :func:`run_chat`.
     """
-    return await aiter_chat(
-        client,
-        tools,
-        model=model,
-        messages=messages,
-        max_turns=max_turns,
-        on_max_turns=on_max_turns,
-        stream=stream,
-        on_event=on_event,
-        **create_kwargs,
-    ).run()
+    return await aiter_chat(client, tools, model=model, messages=messages, **options).run()

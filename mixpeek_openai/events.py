@@ -1,10 +1,14 @@
 """What a tool loop reports while it runs.
 
 Every loop (``run_chat``, ``run_responses``, ``run_assistant`` and their async twins)
-reports the same five kinds of event, the vocabulary of Mixpeek's agent sessions:
+reports the same kinds of event, the vocabulary of Mixpeek's agent sessions:
 
 ``thinking``
     the model is about to be called (``turn`` counts model calls from 1).
+``tool_call_delta``
+    streaming only: a fragment of a tool call's arguments as the model writes them
+    (``call_id``, ``name``, ``delta``), so a UI can show the call before it is complete;
+    always before that call's ``tool_call`` event.
 ``tool_call``
     the model asked for a tool; ``arguments`` are the parsed JSON arguments (``None`` when
     the model sent something that is not a JSON object).
@@ -36,13 +40,14 @@ __all__ = [
     "EventType",
     "MessageEvent",
     "ThinkingEvent",
+    "ToolCallDeltaEvent",
     "ToolCallEvent",
     "ToolResultEvent",
     "Usage",
 ]
 
-EventType = Literal["thinking", "tool_call", "tool_result", "message", "done"]
-"""The five event kinds, named as in Mixpeek's agent sessions."""
+EventType = Literal["thinking", "tool_call_delta", "tool_call", "tool_result", "message", "done"]
+"""The event kinds, named as in Mixpeek's agent sessions."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,9 @@ class Usage:
     """Token usage summed over every model call a loop made.
 
     Responses API counts (``input_tokens`` / ``output_tokens``) are mapped onto the Chat
-    Completions names (``prompt_tokens`` / ``completion_tokens``).
+    Completions names (``prompt_tokens`` / ``completion_tokens``). The details the APIs
+    report (cached prompt tokens, reasoning tokens) are summed too; they are already
+    included in ``prompt_tokens`` / ``completion_tokens``, not added to them.
     """
 
     prompt_tokens: int = 0
@@ -65,32 +72,59 @@ class Usage:
     requests: int = 0
     """Number of model calls (or Assistants runs) these counts cover."""
 
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, how many were served from the prompt cache (billed cheaper)."""
+
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, how many a reasoning model spent thinking (not shown)."""
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
             requests=self.requests + other.requests,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
 
     @classmethod
     def from_api(cls, usage: Any) -> Usage:
         """Read an OpenAI usage object (Chat, Responses or Assistants run), or ``None``.
 
-        Counts one request; missing counts read as zero.
+        Counts one request; missing counts read as zero. Cached tokens come from
+        ``prompt_tokens_details`` / ``input_tokens_details``, reasoning tokens from
+        ``completion_tokens_details`` / ``output_tokens_details``.
         """
         if usage is None:
             return cls(requests=1)
         prompt = _int_field(usage, "prompt_tokens", "input_tokens")
         completion = _int_field(usage, "completion_tokens", "output_tokens")
         total = _int_field(usage, "total_tokens") or prompt + completion
-        return cls(prompt, completion, total, 1)
+        cached = _int_field(
+            _field(usage, "prompt_tokens_details", "input_tokens_details"), "cached_tokens"
+        )
+        reasoning = _int_field(
+            _field(usage, "completion_tokens_details", "output_tokens_details"),
+            "reasoning_tokens",
+        )
+        return cls(prompt, completion, total, 1, cached, reasoning)
+
+
+def _field(obj: Any, *names: str) -> Any:
+    for name in names:
+        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
 
 
 def _int_field(obj: Any, *names: str) -> int:
+    if obj is None:
+        return 0
     for name in names:
         value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return value
     return 0
 
@@ -115,6 +149,29 @@ class ThinkingEvent(_EventBase):
     """The model (or, for Assistants, the assistant id) about to be called."""
 
     type: Literal["thinking"] = "thinking"
+
+
+@dataclass(frozen=True)
+class ToolCallDeltaEvent(_EventBase):
+    """A fragment of a streamed tool call's arguments (streaming loops only).
+
+    Fragments arrive in order; joined, they are the arguments text of the ``tool_call``
+    event that follows. Nothing is parsed or validated yet: show it, do not act on it.
+    """
+
+    turn: int
+    """Model call that is writing the tool call."""
+
+    call_id: str
+    """The id the API gave the call (known from its first fragment)."""
+
+    name: str
+    """Tool (function) name the model chose."""
+
+    delta: str
+    """The next piece of the arguments' JSON text."""
+
+    type: Literal["tool_call_delta"] = "tool_call_delta"
 
 
 @dataclass(frozen=True)
@@ -199,7 +256,9 @@ class DoneEvent(_EventBase):
     type: Literal["done"] = "done"
 
 
-Event = ThinkingEvent | ToolCallEvent | ToolResultEvent | MessageEvent | DoneEvent
+Event = (
+    ThinkingEvent | ToolCallDeltaEvent | ToolCallEvent | ToolResultEvent | MessageEvent | DoneEvent
+)
 """Any loop event; switch on ``event.type``."""
 
 EventHandler = Callable[[Event], None]

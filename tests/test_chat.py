@@ -16,7 +16,7 @@ from mixpeek_openai.errors import (
     MaxTurnsExceededError,
     OutputTruncatedError,
 )
-from mixpeek_openai.events import Event, Usage
+from mixpeek_openai.events import Event, ToolCallDeltaEvent, ToolCallEvent, Usage
 from mixpeek_openai.testing import FakeMixpeek, StubOpenAI
 from mixpeek_openai.tools import MixpeekTools
 
@@ -180,6 +180,59 @@ def test_streamed_tool_call_deltas_are_assembled(chat: Any, stub: StubOpenAI) ->
     body = chat_bodies(stub)[0]
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
+    # Each call's arguments were reported in fragments, in order, before its tool_call event.
+    for call_id, name, args in (("call_a", DEMO, args_a), ("call_b", CATALOG, args_b)):
+        fragments = [
+            i
+            for i, e in enumerate(events)
+            if isinstance(e, ToolCallDeltaEvent) and e.call_id == call_id
+        ]
+        call_at = next(
+            i for i, e in enumerate(events) if e.type == "tool_call" and e.call_id == call_id
+        )
+        assert len(fragments) >= 2 and max(fragments) < call_at
+        pieces = [events[i] for i in fragments]
+        assert all(isinstance(p, ToolCallDeltaEvent) and p.name == name for p in pieces)
+        assert (
+            json.loads("".join(p.delta for p in pieces if isinstance(p, ToolCallDeltaEvent)))
+            == args
+        )
+
+
+def test_usage_sums_cached_and_reasoning_tokens(chat: Any, stub: StubOpenAI) -> None:
+    stub.report_usage_details(cached_tokens=30, reasoning_tokens=4)
+    stub.script(
+        stub.tool_call(DEMO, {"query": "sso"}, usage=(100, 20)),
+        stub.text("Done.", usage=(200, 8)),
+    )
+
+    plain = chat(messages=USER)
+    stub.script(
+        stub.tool_call(DEMO, {"query": "sso"}, usage=(100, 20)),
+        stub.text("Done.", usage=(200, 8)),
+    )
+    streamed = chat(messages=USER, stream=True)
+
+    for result in (plain, streamed):
+        assert result.usage == Usage(300, 28, 328, 2, cached_tokens=60, reasoning_tokens=8)
+
+
+def test_deeply_nested_arguments_do_not_end_the_conversation(chat: Any, stub: StubOpenAI) -> None:
+    deep = '{"query": ' + "[" * 30_000 + "]" * 30_000 + "}"  # under the size cap, too deep
+    stub.script(
+        stub.tool_calls([stub.call(DEMO, deep, call_id="deep"), stub.call(DEMO, {"query": "ok"})]),
+        stub.text("Recovered."),
+    )
+    events: list[Event] = []
+
+    result = chat(messages=USER, on_event=events.append)
+
+    assert result.content == "Recovered."
+    assert [c.ok for c in result.calls] == [False, True]
+    first_call = next(e for e in events if isinstance(e, ToolCallEvent))
+    assert first_call.call_id == "deep" and first_call.arguments is None
+    tool_ids = [m["tool_call_id"] for m in result.messages if m["role"] == "tool"]
+    assert tool_ids == ["deep", result.calls[1].call_id]
 
 
 def test_events_sequence(chat: Any, stub: StubOpenAI) -> None:

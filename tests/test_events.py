@@ -15,6 +15,7 @@ from mixpeek_openai.events import (
     Event,
     MessageEvent,
     ThinkingEvent,
+    ToolCallDeltaEvent,
     ToolCallEvent,
     ToolResultEvent,
     Usage,
@@ -74,7 +75,14 @@ def test_event_vocabulary_and_to_dict() -> None:
         "type": "done",
         "turn": 2,
         "content": "Hello",
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "requests": 1},
+        "usage": {
+            "prompt_tokens": 3,
+            "completion_tokens": 2,
+            "total_tokens": 5,
+            "requests": 1,
+            "cached_tokens": 0,
+            "reasoning_tokens": 0,
+        },
     }
     for event in events:
         json.dumps(event.to_dict())  # JSON-ready
@@ -86,6 +94,34 @@ def test_usage_sums_and_reads_every_api_shape() -> None:
     assert chat + responses == Usage(17, 7, 24, 2)
     assert Usage.from_api(None) == Usage(requests=1)
     assert Usage.from_api({"input_tokens": 2, "output_tokens": 1}).total_tokens == 3
+
+
+def test_usage_sums_cached_and_reasoning_tokens_from_both_shapes() -> None:
+    chat = Usage.from_api(
+        {
+            "prompt_tokens": 100,
+            "completion_tokens": 40,
+            "total_tokens": 140,
+            "prompt_tokens_details": {"cached_tokens": 64},
+            "completion_tokens_details": {"reasoning_tokens": 25},
+        }
+    )
+    responses = Usage.from_api(
+        {
+            "input_tokens": 50,
+            "output_tokens": 10,
+            "total_tokens": 60,
+            "input_tokens_details": {"cached_tokens": 32},
+            "output_tokens_details": {"reasoning_tokens": 6},
+        }
+    )
+    run = Usage.from_api({"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6})
+    total = chat + responses + run
+    assert (total.cached_tokens, total.reasoning_tokens) == (96, 31)
+    assert (total.prompt_tokens, total.completion_tokens, total.requests) == (155, 51, 3)
+    # Details the API leaves out (or reports as null) read as zero.
+    nulls = {"input_tokens": 1, "output_tokens": 1, "input_tokens_details": None}
+    assert Usage.from_api(nulls).cached_tokens == 0
 
 
 # --- iterators --------------------------------------------------------------------------
@@ -107,7 +143,17 @@ def test_iter_chat_yields_the_callback_events_and_keeps_the_result(
 
     assert events == seen == stream.result.events
     assert stream.result.content == "Found it."
-    assert [e.type for e in events][:4] == ["thinking", "tool_call", "tool_result", "thinking"]
+    kinds = [e.type for e in events]
+    # The streamed arguments come first as fragments, then the assembled call.
+    deltas = [e for e in events if isinstance(e, ToolCallDeltaEvent)]
+    assert kinds[0] == "thinking" and kinds[1 : 1 + len(deltas)] == ["tool_call_delta"] * len(
+        deltas
+    )
+    assert kinds[1 + len(deltas) : 4 + len(deltas)] == ["tool_call", "tool_result", "thinking"]
+    call = next(e for e in events if isinstance(e, ToolCallEvent))
+    assert len(deltas) >= 2
+    assert {(d.call_id, d.name) for d in deltas} == {(call.call_id, DEMO)}
+    assert json.loads("".join(d.delta for d in deltas)) == call.arguments == {"query": "sso"}
     assert events[-1].type == "done"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from mixpeek_openai.errors import (
     MaxTurnsExceededError,
     OutputTruncatedError,
 )
-from mixpeek_openai.events import Event, Usage
+from mixpeek_openai.events import Event, ToolCallDeltaEvent, Usage
 from mixpeek_openai.responses import ResponsesResult, arun_responses, run_responses
 from mixpeek_openai.testing import StubOpenAI
 from mixpeek_openai.tools import MixpeekTools
@@ -162,10 +163,114 @@ def test_streaming_emits_text_deltas(respond: Any, stub: StubOpenAI) -> None:
     deltas = [e for e in events if e.type == "message"]
     assert len(deltas) > 2 and all(e.delta for e in deltas)
     assert "".join(e.text for e in deltas) == result.content
-    assert [e.type for e in events][:4] == ["thinking", "tool_call", "tool_result", "thinking"]
+    kinds = [e.type for e in events if e.type != "tool_call_delta"]
+    assert kinds[:4] == ["thinking", "tool_call", "tool_result", "thinking"]
     assert events[-1].type == "done"
     assert all(b["stream"] is True for b in bodies(stub))
     assert result.usage.requests == 2 and result.usage.total_tokens > 0
+
+
+def test_streaming_reports_function_call_arguments_as_they_are_written(
+    respond: Any, stub: StubOpenAI
+) -> None:
+    args = {"query": "single sign-on for enterprise accounts"}
+    stub.script(
+        stub.tool_calls(
+            [
+                stub.call(DEMO, args, call_id="call_1"),
+                stub.call(CATALOG, {"query": "sso"}, call_id="call_2"),
+            ]
+        ),
+        stub.text("Done."),
+    )
+    events: list[Event] = []
+
+    result = respond(input=QUESTION, stream=True, on_event=events.append)
+
+    assert result.content == "Done."
+    deltas = [e for e in events if isinstance(e, ToolCallDeltaEvent)]
+    assert {(d.call_id, d.name) for d in deltas} == {("call_1", DEMO), ("call_2", CATALOG)}
+    first = "".join(d.delta for d in deltas if d.call_id == "call_1")
+    assert json.loads(first) == args
+    last_delta = max(i for i, e in enumerate(events) if isinstance(e, ToolCallDeltaEvent))
+    first_call = min(i for i, e in enumerate(events) if e.type == "tool_call")
+    assert last_delta < first_call
+
+
+def test_usage_sums_cached_and_reasoning_tokens(respond: Any, stub: StubOpenAI) -> None:
+    stub.report_usage_details(cached_tokens=50, reasoning_tokens=3)
+    parallel_script(stub)
+
+    result = respond(input=QUESTION)
+
+    assert result.usage == Usage(600, 38, 638, 3, cached_tokens=150, reasoning_tokens=9)
+
+
+def test_stateless_replay_sends_reasoning_back_encrypted(respond: Any, stub: StubOpenAI) -> None:
+    stub.script(stub.tool_call(DEMO, {"query": "sso"}, call_id="call_1"), stub.text("Done."))
+    # A reasoning item from an earlier exchange without encrypted content cannot be sent
+    # unstored (the API cannot find it); the loop leaves it out rather than fail.
+    stale = {"type": "reasoning", "id": "rs_old", "summary": []}
+
+    result = respond(
+        model="o4-mini",
+        input=[{"role": "user", "content": QUESTION}, stale],
+        chain="replay",
+        store=False,
+        include=["message.output_text.logprobs"],
+    )
+
+    assert result.content == "Done."
+    sent = bodies(stub)
+    assert all(
+        b["include"] == ["message.output_text.logprobs", "reasoning.encrypted_content"]
+        for b in sent
+    )
+    assert all(i.get("id") != "rs_old" for b in sent for i in b["input"])
+    replayed = [i for i in sent[1]["input"] if i.get("type") == "reasoning"]
+    assert len(replayed) == 1 and replayed[0]["encrypted_content"].startswith("enc_")
+    assert replayed[0]["id"].startswith("rs_") and "status" not in replayed[0]
+    # The reasoning item sits before the call it led to, as the model produced them.
+    kinds = [i.get("type") for i in sent[1]["input"]]
+    assert kinds[kinds.index("reasoning") + 1] == "function_call"
+    # The items of the result continue the exchange statelessly too.
+    stub.script(stub.text("Again."))
+    again = respond(
+        model="o4-mini",
+        input=[*result.items, {"role": "user", "content": "More?"}],
+        chain="replay",
+        store=False,
+    )
+    assert again.content == "Again."
+
+
+def test_reasoning_is_not_requested_when_not_needed(respond: Any, stub: StubOpenAI) -> None:
+    stub.script(stub.tool_call(DEMO, {"query": "sso"}), stub.text("A."))
+    respond(model="gpt-4o", input=QUESTION, chain="replay", store=False)
+    stub.script(stub.tool_call(DEMO, {"query": "sso"}), stub.text("B."))
+    stored = respond(model="o3", input=QUESTION, chain="replay")
+
+    assert all("include" not in b for b in bodies(stub))
+    # Stored reasoning items are found by id, so they are replayed without encryption.
+    assert any(i.get("type") == "reasoning" for i in bodies(stub)[-1]["input"])
+    assert stored.content == "B."
+
+
+def test_replayed_assistant_messages_are_plain_input_messages(
+    respond: Any, stub: StubOpenAI
+) -> None:
+    stub.script(
+        stub.tool_calls([stub.call(DEMO, {"query": "sso"})], text="Looking."), stub.text("Done.")
+    )
+
+    result = respond(input=QUESTION, chain="replay", store=False)
+
+    messages = [i for i in result.items if i.get("role") == "assistant"]
+    assert messages == [
+        {"role": "assistant", "content": "Looking."},
+        {"role": "assistant", "content": "Done."},
+    ]
+    assert all("id" not in i and "status" not in i for i in result.items)
 
 
 def test_events_sequence(respond: Any, stub: StubOpenAI) -> None:

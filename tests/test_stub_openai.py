@@ -466,6 +466,153 @@ def test_conversations_hold_state(stub_openai: StubOpenAI) -> None:
         )
 
 
+def test_background_responses_move_through_their_statuses() -> None:
+    stub = StubOpenAI(background_polls=2)
+    stub.script(stub.text("done in the background"))
+    client = stub.client()
+
+    created = client.responses.create(model="gpt-4o", input="hi", background=True)
+    seen = [client.responses.retrieve(created.id) for _ in range(4)]
+
+    assert created.status == "queued" and created.output == []
+    assert [r.status for r in seen] == ["in_progress", "in_progress", "completed", "completed"]
+    assert seen[-1].output_text == "done in the background"
+    assert seen[-1].usage is not None and seen[-1].usage.total_tokens > 0
+    with pytest.raises(openai.BadRequestError, match="store"):
+        client.responses.create(model="gpt-4o", input="hi", background=True, store=False)
+
+
+async def test_background_responses_are_cancelled_while_they_run() -> None:
+    stub = StubOpenAI(background_polls=10)
+    client = stub.async_client()
+
+    created = await client.responses.create(model="gpt-4o", input="hi", background=True)
+    cancelled = await client.responses.cancel(created.id)
+    again = await client.responses.cancel(created.id)
+
+    assert cancelled.status == again.status == "cancelled" and cancelled.output == []
+    assert (await client.responses.retrieve(created.id)).status == "cancelled"
+    done = await client.responses.create(model="gpt-4o", input="hi")
+    with pytest.raises(openai.BadRequestError, match="background"):
+        await client.responses.cancel(done.id)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.cancel("resp_missing")
+
+
+def test_function_outputs_may_carry_image_parts(stub_openai: StubOpenAI) -> None:
+    stub_openai.script(stub_openai.tool_call("search_demos", {"query": "q", "limit": 1}))
+    client = stub_openai.client()
+    first = client.responses.create(model="gpt-4o", input="x", tools=[responses_tool()])
+    call_id = first.output[0].call_id  # type: ignore[union-attr]
+    parts = [
+        {"type": "input_text", "text": DOCS_OUTPUT},
+        {"type": "input_image", "image_url": "https://img.local/1.png", "detail": "low"},
+    ]
+
+    second = client.responses.create(
+        model="gpt-4o",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call_id, "output": parts}],  # type: ignore[list-item]
+    )
+
+    assert second.output_text == "Found 2 results: Cat video, Dog video"
+    assert stub_openai.requests[-1].body["input"][0]["output"] == parts
+
+
+@pytest.mark.off_spec
+def test_function_output_parts_of_other_types_are_refused(stub_openai: StubOpenAI) -> None:
+    stub_openai.script(stub_openai.tool_call("search_demos", {"query": "q", "limit": 1}))
+    client = stub_openai.client()
+    first = client.responses.create(model="gpt-4o", input="x", tools=[responses_tool()])
+    call_id = first.output[0].call_id  # type: ignore[union-attr]
+    with pytest.raises(openai.BadRequestError, match="input_image"):
+        client.responses.create(
+            model="gpt-4o",
+            previous_response_id=first.id,
+            input=[
+                {
+                    "type": "function_call_output",
+                    "call_id": call_id,
+                    "output": [{"type": "image_url", "url": "https://img.local/1.png"}],
+                }
+            ],  # type: ignore[list-item]
+        )
+
+
+@pytest.mark.off_spec
+def test_chat_takes_functions_only(stub_openai: StubOpenAI) -> None:
+    client = stub_openai.client()
+    with pytest.raises(openai.BadRequestError, match="'web_search'"):
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "x"}],
+            tools=[{"type": "web_search"}],  # type: ignore[list-item]
+        )
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[chat_tool(), {"type": "code_interpreter"}],  # type: ignore[list-item]
+    )
+    assert [t.type for t in assistant.tools] == ["function", "code_interpreter"]
+
+
+def test_reasoning_items_must_come_back_findable() -> None:
+    stub = StubOpenAI()
+    client = stub.client()
+    plain = client.responses.create(model="o4-mini", input="hi", store=False)
+    encrypted = client.responses.create(
+        model="o4-mini", input="hi", store=False, include=["reasoning.encrypted_content"]
+    )
+    stored = client.responses.create(model="o3", input="hi")
+
+    assert plain.output[0].type == "reasoning" and plain.output[0].encrypted_content is None  # type: ignore[union-attr]
+    item = encrypted.output[0].model_dump(exclude_none=True)
+    assert item["encrypted_content"]
+    user: Any = {"role": "user", "content": "more"}
+    ok = client.responses.create(model="o4-mini", input=[item, user], store=False)
+    assert ok.status == "completed"
+    bare = {k: v for k, v in item.items() if k != "encrypted_content"}
+    with pytest.raises(openai.BadRequestError, match="not persisted"):
+        client.responses.create(model="o4-mini", input=[bare, user], store=False)
+    with pytest.raises(openai.BadRequestError, match="could not be verified"):
+        client.responses.create(
+            model="o4-mini", input=[{**item, "encrypted_content": "forged"}, user], store=False
+        )
+    # A stored reasoning item is found by its id.
+    kept = stored.output[0].model_dump(exclude_none=True)
+    assert client.responses.create(model="o3", input=[kept, user]).status == "completed"
+    assert client.responses.create(model="gpt-4o", input="hi").output[0].type == "message"
+
+
+def test_usage_details_are_reported(stub_openai: StubOpenAI) -> None:
+    stub_openai.report_usage_details(cached_tokens=7, reasoning_tokens=2)
+    stub_openai.script(stub_openai.text("a", usage=(10, 5)), stub_openai.text("b", usage=(3, 1)))
+    client = stub_openai.client()
+
+    chat = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+    )
+    response = client.responses.create(model="gpt-4o", input="x")
+
+    assert chat.usage is not None and chat.usage.prompt_tokens_details is not None
+    assert chat.usage.prompt_tokens_details.cached_tokens == 7
+    assert chat.usage.completion_tokens_details is not None
+    assert chat.usage.completion_tokens_details.reasoning_tokens == 2
+    assert response.usage is not None
+    assert response.usage.input_tokens_details.cached_tokens == 3  # capped at the input
+    assert response.usage.output_tokens_details.reasoning_tokens == 1
+
+
+@pytest.mark.off_spec
+def test_conversations_take_twenty_items_per_request(stub_openai: StubOpenAI) -> None:
+    client = stub_openai.client()
+    items: Any = [{"role": "user", "content": f"m{i}"} for i in range(21)]
+    with pytest.raises(openai.BadRequestError, match="maximum length 20"):
+        client.conversations.create(items=items)
+    conversation = client.conversations.create(items=items[:20])
+    with pytest.raises(openai.BadRequestError, match="maximum length 20"):
+        client.conversations.items.create(conversation.id, items=items)
+
+
 # ---------------------------------------------------------------------------
 # Assistants
 # ---------------------------------------------------------------------------

@@ -196,13 +196,18 @@ def delete_thread(core: StubCore, req: Incoming) -> Reply:
 
 
 def _message_content(content: Any) -> list[dict[str, Any]]:
+    """Message content as the API stores it: text parts, and image parts as given."""
     if isinstance(content, str):
         return [{"type": "text", "text": {"value": content, "annotations": []}}]
-    return [
-        {"type": "text", "text": {"value": content_text([part]), "annotations": []}}
-        for part in (content or [])
-        if isinstance(part, Mapping) and part.get("type") == "text"
-    ]
+    out: list[dict[str, Any]] = []
+    for part in content or []:
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("type") == "text":
+            out.append({"type": "text", "text": {"value": content_text([part]), "annotations": []}})
+        elif part.get("type") in ("image_file", "image_url"):
+            out.append(dict(part))
+    return out
 
 
 def _add_message(

@@ -21,8 +21,16 @@ from ._stub_model import (
 _REASONING_MODEL = re.compile(r"^o\d")
 
 
-def chat_tools(raw: Any, param: str = "tools") -> list[OfferedTool]:
-    """Function tools in the Chat / Assistants shape ``{"type": "function", "function": {...}}``."""
+_HOSTED_ASSISTANTS = frozenset({"code_interpreter", "file_search"})
+
+
+def chat_tools(raw: Any, param: str = "tools", *, hosted: bool = True) -> list[OfferedTool]:
+    """Function tools in the Chat / Assistants shape ``{"type": "function", "function": {...}}``.
+
+    ``hosted`` allows the Assistants API's hosted tools (``code_interpreter``,
+    ``file_search``), which the stub model never calls; Chat Completions takes functions
+    (and custom tools) only, so without it any other type is refused, as the API does.
+    """
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -31,8 +39,21 @@ def chat_tools(raw: Any, param: str = "tools") -> list[OfferedTool]:
     for i, tool in enumerate(raw):
         if not isinstance(tool, Mapping):
             raise StubAPIError(400, f"Invalid type for '{param}[{i}]'.", param=f"{param}[{i}]")
-        if tool.get("type") != "function":
-            continue  # built-in tools (file_search, code_interpreter) are never called
+        kind = tool.get("type")
+        if kind != "function":
+            if (hosted and kind in _HOSTED_ASSISTANTS) or (not hosted and kind == "custom"):
+                continue  # hosted tools run on the API's side; the stub model never calls them
+            allowed = (
+                "'function', 'code_interpreter' and 'file_search'"
+                if hosted
+                else ("'function' and 'custom'")
+            )
+            raise StubAPIError(
+                400,
+                f"Invalid value: '{kind}'. Supported values are: {allowed}.",
+                param=f"{param}[{i}].type",
+                code="invalid_value",
+            )
         fn = tool.get("function")
         if not isinstance(fn, Mapping) or "name" not in fn:
             raise StubAPIError(
@@ -84,6 +105,7 @@ def chat_items(messages: Sequence[Any]) -> list[ConvItem]:
         elif role == "tool":
             if i not in answered:
                 raise _bad_tool_message(i)
+            _check_text_only(msg.get("content"), i)
             items.append(ConvItem("tool_result", text, call_id=str(msg.get("tool_call_id"))))
         else:
             raise StubAPIError(
@@ -94,6 +116,22 @@ def chat_items(messages: Sequence[Any]) -> list[ConvItem]:
                 code="invalid_value",
             )
     return items
+
+
+def _check_text_only(content: Any, i: int) -> None:
+    """Tool messages take text only (an image part is a Responses API feature)."""
+    if not isinstance(content, list):
+        return
+    for k, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind != "text":
+            raise StubAPIError(
+                400,
+                f"Invalid value: '{kind}'. Supported values are: 'text'. Tool messages "
+                "only support text content.",
+                param=f"messages[{i}].content[{k}].type",
+                code="invalid_value",
+            )
 
 
 def _parse_calls(calls: Any, i: int) -> tuple[StubToolCall, ...]:
@@ -144,14 +182,15 @@ def _check_answers(messages: Sequence[Any], i: int, expected: list[str | None]) 
     return indexes
 
 
-def _usage_obj(prompt: int, completion: int) -> dict[str, Any]:
+def _usage_obj(prompt: int, completion: int, details: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    cached, reasoning = details
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": min(cached, prompt), "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": min(reasoning, completion),
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -192,7 +231,7 @@ def chat_completions(core: StubCore, req: Incoming) -> Reply:
             param="parallel_tool_calls",
             code="unsupported_parameter",
         )
-    tools = chat_tools(body.get("tools"))
+    tools = chat_tools(body.get("tools"), hosted=False)
     items = chat_items(messages)
     turn = core.next_turn(items, select_tools(tools, body.get("tool_choice")))
     raise_for_turn(turn, "chat")
@@ -207,7 +246,15 @@ def chat_completions(core: StubCore, req: Incoming) -> Reply:
     if stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return Reply(
-            sse=_stream(cid, created, str(model), turn, calls, (prompt, completion), include_usage)
+            sse=_stream(
+                cid,
+                created,
+                str(model),
+                turn,
+                calls,
+                (prompt, completion, core.usage_details),
+                include_usage,
+            )
         )
     message: dict[str, Any] = {
         "role": "assistant",
@@ -240,7 +287,7 @@ def chat_completions(core: StubCore, req: Incoming) -> Reply:
                     "finish_reason": turn.effective_finish_reason,
                 }
             ],
-            "usage": _usage_obj(prompt, completion),
+            "usage": _usage_obj(prompt, completion, core.usage_details),
         }
     )
 
@@ -251,7 +298,7 @@ def _stream(
     model: str,
     turn: StubTurn,
     calls: list[tuple[str, StubToolCall]],
-    usage: tuple[int, int],
+    usage: tuple[int, int, tuple[int, int]],
     include_usage: bool,
 ) -> bytes:
     base: dict[str, Any] = {

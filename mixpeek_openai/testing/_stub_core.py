@@ -147,6 +147,12 @@ class StubCore:
         self.threads: dict[str, dict[str, Any]] = {}
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.runs: dict[str, Any] = {}
+        self.background: dict[str, Any] = {}
+        self.reasoning_items: set[str] = set()
+        self.usage_details: tuple[int, int] = (0, 0)
+        """(cached prompt tokens, reasoning tokens) reported with each model response."""
+        self.background_polls = 1
+        """``GET``s a background response stays ``queued`` / ``in_progress`` by default."""
 
     # -- time and ids -----------------------------------------------------
 
@@ -274,6 +280,8 @@ def raise_for_turn(turn: StubTurn, api: str) -> None:
     if turn.run_outcome == "failed" and api == "chat":
         message = str((turn.last_error or {}).get("message", "The server had an error."))
         raise StubAPIError(500, message, type="server_error", code="server_error")
+    if turn.run_outcome == "cancelled" and api == "responses-background":
+        return  # a background response can end cancelled, like a run
     if turn.run_outcome in ("expired", "cancelled", "incomplete") and api != "assistants":
         raise StubAPIError(
             500,

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx2
 import openai
 
 from . import _stub_assistants as _asst
 from . import _stub_model as _model
+from ._openapi import OpenAPIRequestChecker, SpecViolation
 from ._stub_chat import chat_completions
 from ._stub_core import (
     Incoming,
@@ -29,6 +31,7 @@ from ._stub_core import (
 from ._stub_model import StubAPIError, StubToolCall, StubTurn, StubUsage
 from ._stub_responses import (
     add_conversation_items,
+    cancel_response,
     create_conversation,
     create_response,
     delete_conversation,
@@ -50,6 +53,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = [
         ("POST", "/chat/completions", chat_completions),
         ("POST", "/responses", create_response),
         ("GET", "/responses/" + _ID.format("response_id"), get_response),
+        ("POST", "/responses/" + _ID.format("response_id") + "/cancel", cancel_response),
         ("POST", "/conversations", create_conversation),
         ("GET", "/conversations/" + _ID.format("conversation_id"), get_conversation),
         ("DELETE", "/conversations/" + _ID.format("conversation_id"), delete_conversation),
@@ -105,8 +109,15 @@ class StubOpenAI:
         in_progress_polls: extra ``GET``s a run stays ``in_progress`` before each model
             step (a turn's own ``polls`` overrides it).
         run_ttl_s: seconds from run creation to ``expires_at``.
+        background_polls: ``GET``s a ``background=True`` response stays ``queued`` /
+            ``in_progress`` before its final status (a turn's own ``polls`` overrides it).
         clock: time source in seconds (default ``time.time``); see :meth:`advance_clock`.
+        spec: an :class:`OpenAPIRequestChecker` (or the path of OpenAI's ``openapi.json``)
+            that every request is checked against; off-spec requests are listed in
+            :attr:`spec_violations`. Defaults to the one set with :meth:`use_spec`.
     """
+
+    _default_spec: ClassVar[OpenAPIRequestChecker | None] = None
 
     text = staticmethod(_model.text)
     truncated = staticmethod(_model.truncated)
@@ -129,8 +140,14 @@ class StubOpenAI:
         in_progress_polls: int = 0,
         run_ttl_s: float = 600.0,
         clock: Callable[[], float] | None = None,
+        spec: OpenAPIRequestChecker | str | Path | None = None,
+        background_polls: int = 1,
     ) -> None:
         self._api_key = api_key
+        if isinstance(spec, (str, Path)):
+            spec = OpenAPIRequestChecker.from_path(spec)
+        self._spec = spec if spec is not None else StubOpenAI._default_spec
+        self._violations: list[SpecViolation] = []
         self.base_url = base_url
         self._core = StubCore(
             api_key=api_key,
@@ -139,6 +156,7 @@ class StubOpenAI:
             run_ttl_s=run_ttl_s,
             clock=clock,
         )
+        self._core.background_polls = max(0, background_polls)
         self.transport = httpx2.MockTransport(self._handle)
         """The mock transport (works for both ``httpx2.Client`` and ``httpx2.AsyncClient``)."""
 
@@ -147,6 +165,29 @@ class StubOpenAI:
             f"StubOpenAI(base_url={self.base_url!r}, requests={len(self._core.records())}, "
             f"pending_turns={self._core.pending()})"
         )
+
+    # -- the API description -----------------------------------------------
+
+    @classmethod
+    def use_spec(
+        cls, spec: OpenAPIRequestChecker | str | Path | None
+    ) -> OpenAPIRequestChecker | None:
+        """Check the requests of every stub created from now on against ``spec``.
+
+        Returns the checker used before (pass it back to restore it). The project's own
+        test suite does this for every test, with OpenAI's official description.
+        """
+        previous = cls._default_spec
+        if isinstance(spec, (str, Path)):
+            spec = OpenAPIRequestChecker.from_path(spec)
+        cls._default_spec = spec
+        return previous
+
+    @property
+    def spec_violations(self) -> list[SpecViolation]:
+        """Requests to this stub that did not match the API description (empty without one)."""
+        with self._core.lock:
+            return list(self._violations)
 
     # -- clients ----------------------------------------------------------
 
@@ -220,6 +261,12 @@ class StubOpenAI:
             status, body, message=message, headers=headers, retry_after_ms=retry_after_ms
         )
         self._core.add_fault(status, turn.http_body, turn.http_headers, path, method, max(0, times))
+
+    def report_usage_details(self, *, cached_tokens: int = 0, reasoning_tokens: int = 0) -> None:
+        """Report these cached-prompt and reasoning token counts with every model response
+        from now on (Chat and Responses; capped at the prompt / completion counts)."""
+        with self._core.lock:
+            self._core.usage_details = (max(0, cached_tokens), max(0, reasoning_tokens))
 
     # -- clock and runs ---------------------------------------------------
 
@@ -306,6 +353,10 @@ class StubOpenAI:
                         raise StubAPIError(
                             400, "We could not parse the JSON body of your request."
                         ) from exc
+                if self._spec is not None:
+                    problems = self._spec.check(method, path, body)
+                    if problems:
+                        self._violations.append(SpecViolation(method, path, body, problems))
                 core.check_auth(request.headers)
                 fault = core.take_fault(method, path)
                 if fault is not None:
