@@ -13,7 +13,8 @@ import warnings
 
 from _common import setup
 
-from mixpeek_openai import MixpeekTools, create_assistant, iter_assistant
+from mixpeek_openai import MixpeekTools, iter_assistant
+from mixpeek_openai.assistants import create_assistant
 
 with setup() as env:
     tools = MixpeekTools.from_retrievers(env.mixpeek, env.retrievers)

@@ -41,9 +41,11 @@ if TYPE_CHECKING:
         Event,
         MessageEvent,
         ThinkingEvent,
+        ToolCallDeltaEvent,
         ToolCallEvent,
         ToolResultEvent,
     )
+    from mixpeek_openai.migration import thread_to_conversation
     from mixpeek_openai.responses import aiter_responses, arun_responses, iter_responses
     from mixpeek_openai.responses import run_responses as run_responses
     from mixpeek_openai.retries import RetryPolicy
@@ -79,6 +81,8 @@ _EXPORTS: dict[str, str] = {
     "ToolCallEvent": "mixpeek_openai.events",
     "ToolResultEvent": "mixpeek_openai.events",
     "DoneEvent": "mixpeek_openai.events",
+    "ToolCallDeltaEvent": "mixpeek_openai.events",
+    "thread_to_conversation": "mixpeek_openai.migration",
 }
 
 # Importable from the top level for one more release, with a DeprecationWarning.
@@ -139,7 +143,9 @@ __all__ = [  # noqa: RUF022 - grouped as in the docs: tools, loops, configuratio
     "ThinkingEvent",
     "ToolCallEvent",
     "ToolResultEvent",
+    "ToolCallDeltaEvent",
     "DoneEvent",
+    "thread_to_conversation",
 ]
 
 
