@@ -288,7 +288,7 @@ def test_the_more_note_says_how_many_and_how_to_get_them() -> None:
     out = strict_loads(shape_search(raw, opts(offset_field="offset", offset=20)))
     assert out["offset"] == 20 and out["more"] == "10 more results: call again with offset=30"
     out = strict_loads(shape_search(raw, opts()))
-    assert out["more"] == "30 more results not shown; narrow the query to see others"
+    assert out["more"] == "30 more results not shown; raise the page size or narrow the query"
     last = dict(raw, pagination={"total": 10, "has_next": False})
     assert "more" not in strict_loads(shape_search(last, opts(offset_field="offset")))
     unknown = dict(raw, pagination={"has_next": True})
