@@ -19,11 +19,11 @@ without rendering the page again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["LAYOUTS", "Layout", "Page", "assemble", "hoist"]
+__all__ = ["LAYOUTS", "Layout", "Page", "as_objects", "assemble", "hoist"]
 
 Layout: TypeAlias = Literal["columns", "objects"]
 LAYOUTS: tuple[Layout, ...] = ("columns", "objects")
@@ -84,3 +84,23 @@ def assemble(fields: Sequence[tuple[str, str]]) -> str:
     Keys must be plain (they are written as they are): the callers use fixed names.
     """
     return "{" + ",".join(f'"{key}":{value}' for key, value in fields) + "}"
+
+
+def as_objects(output: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The documents of a parsed search output, in either layout, as one object each
+    (``shared`` values included; missing values left out). For code that reads what the
+    model was sent: ``as_objects(json.loads(result.output))``."""
+    shared = output.get("shared")
+    base = dict(shared) if isinstance(shared, Mapping) else {}
+    columns, rows = output.get("columns"), output.get("rows")
+    if isinstance(columns, list) and isinstance(rows, list):
+        names = [str(c) for c in columns]
+        return [
+            {**base, **{c: v for c, v in zip(names, row, strict=False) if v is not None}}
+            for row in rows
+            if isinstance(row, list)
+        ]
+    documents = output.get("documents")
+    if isinstance(documents, list):
+        return [{**base, **d} for d in documents if isinstance(d, Mapping)]
+    return []

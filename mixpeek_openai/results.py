@@ -12,12 +12,10 @@ id, a rounded score, a title and a glimpse of its text. :func:`shape_search` giv
   ``more`` note that says how many and which paging argument gets the next ones;
 * ``status``/``degraded``/``warnings``/``error`` when the execution was not clean.
 
-Every output fits ``budget_tokens``. Shaping makes one pass; fitting is cheap: an output of
-at most ``budget_tokens`` UTF-8 bytes fits without counting (a byte-level BPE token covers
-at least one byte), otherwise a calibrated estimate picks how much to keep (shorter excerpts
-first, then fewer documents) and one exact count (tiktoken's ``cl100k_base`` when it is
-available offline, see :mod:`mixpeek_openai.tokens`) confirms it. Only when the estimate
-was wrong is the pick redone with the measured ratio (bounded, then a byte-bound fallback).
+Every output fits ``budget_tokens`` (image parts included), in one shaping pass: excerpts
+are shortened first (down to half), then the last documents are dropped; how much to keep
+is picked with a cheap estimate and confirmed by at most one exact count in the common
+case (:mod:`mixpeek_openai.fitting`, :mod:`mixpeek_openai.tokens`).
 
 The output is strict JSON (no ``NaN``/``Infinity``, huge integers tamed, lone surrogates
 replaced), non-ASCII written as is. Document text is data: it is placed inside JSON strings
@@ -35,12 +33,12 @@ from typing import Any
 
 from mixpeek_openai import excerpts, layout, links
 from mixpeek_openai.errors import ConfigurationError
+from mixpeek_openai.fitting import Budget, fit_prefix
 from mixpeek_openai.tokens import (
     TokenCounter,
     budget_check,
     default_token_counter,
     estimate_tokens,
-    exact_counter,
 )
 
 __all__ = [
@@ -96,8 +94,6 @@ _MIN_EXCERPT_CHARS = 40
 _MAX_INT_BITS = 1000  # larger integers become floats; far larger ones null
 _IMAGE_SHARE = 2  # images take at most 1/_IMAGE_SHARE of the budget
 _MAX_IMAGE_URL_CHARS = 4096
-_PICK_SCALE = 0.95  # above cl100k / estimate_tokens on realistic outputs (0.82-0.93, figure 3)
-_MAX_EXACT_COUNTS = 3
 _MISSING = object()
 _MAPPING = (dict, Mapping)  # dict first: responses are dicts, and the ABC check is slow
 
@@ -224,88 +220,6 @@ def error_output(type: str, message: str, hint: str | None = None, *, max_chars:
     if hint:
         error["hint"] = truncate_text(hint, max_chars)
     return to_json({"error": error})
-
-
-# -- fitting ----------------------------------------------------------------------------------
-
-
-class _Budget:
-    """Decides whether texts fit, counting exactly as rarely as it can.
-
-    ``proven`` needs no count (the byte bound); ``guess`` is the calibrated estimate that
-    picks; ``confirm`` counts exactly and recalibrates ``guess`` from what it saw.
-    """
-
-    def __init__(self, options: ShapeOptions, reserve: int = 0) -> None:
-        self.limit = options.budget_tokens - reserve
-        custom = options.count_tokens
-        self.count: TokenCounter = custom or exact_counter() or estimate_tokens
-        # A byte-level BPE token covers at least one byte; a custom counter may differ.
-        self.byte_bound = custom is None
-        self.scale = 1.0 if self.count is estimate_tokens else _PICK_SCALE
-        self.counts = 0
-
-    def proven(self, text: str) -> bool:
-        return self.byte_bound and len(text.encode("utf-8")) <= self.limit
-
-    def guess(self, text: str) -> float:
-        return estimate_tokens(text) * self.scale
-
-    def confirm(self, text: str) -> bool:
-        if self.proven(text):
-            return True
-        if self.counts >= _MAX_EXACT_COUNTS:
-            return False
-        self.counts += 1
-        exact = self.count(text)
-        guessed = estimate_tokens(text)
-        if guessed:
-            self.scale = max(self.scale, exact / guessed * 1.02)
-        return exact <= self.limit
-
-
-def _pick(pieces: Sequence[str], empty: str, limit: float, guess: Callable[[str], float]) -> int:
-    """How many of ``pieces`` (in order) the guess says fit around an envelope ``empty``."""
-    total = guess(empty)
-    for k, piece in enumerate(pieces):
-        total += guess(piece) + 0.5  # the separating comma
-        if total > limit:
-            return k
-    return len(pieces)
-
-
-def _fit_prefix(
-    pieces: Sequence[str], render: Callable[[int], str], budget: _Budget
-) -> tuple[int, str] | None:
-    """The longest prefix of ``pieces`` whose ``render`` fits, and its text; ``None`` when
-    not even an empty one does. One exact count in the common case."""
-    whole = render(len(pieces))
-    if budget.proven(whole):
-        return len(pieces), whole
-    tried: set[int] = set()
-    while budget.counts < _MAX_EXACT_COUNTS:
-        k = _pick(pieces, render(0), budget.limit, budget.guess)
-        if k in tried:
-            k -= 1  # the same pick failed before: one fewer
-        if k < 0:
-            break
-        tried.add(k)
-        text = whole if k == len(pieces) else render(k)
-        if budget.confirm(text):
-            return k, text
-    # The estimate kept missing: fall back on the byte bound, which needs no count.
-    k = len(pieces)
-    if budget.byte_bound:
-        while k > 0 and not budget.proven(render(k)):
-            k = max(0, k - max(1, k // 4))
-        text = render(k)
-        return (k, text) if budget.proven(text) else None
-    while k >= 0:
-        text = render(k)
-        if budget.count(text) <= budget.limit:
-            return k, text
-        k = k // 2 if k > 1 else k - 1
-    return None
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -619,7 +533,9 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
     if not isinstance(raw, _MAPPING):
         return shape_value(raw, options)
     images = _image_urls(raw, options)
-    budget = _Budget(options, reserve=len(images) * LOW_DETAIL_IMAGE_TOKENS)
+    budget = Budget(
+        options.budget_tokens - len(images) * LOW_DETAIL_IMAGE_TOKENS, options.count_tokens
+    )
 
     head: list[tuple[str, str]] = []
     status = raw.get("status")
@@ -684,7 +600,7 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
             break
         if i == len(levels) - 1:
             break
-    fitted = _fit_prefix(*prefixes(), budget)
+    fitted = fit_prefix(*prefixes(), budget)
     if fitted is not None:
         return fitted[1]
     # The envelope alone is too big (huge warnings or error): keep the essentials.
@@ -692,11 +608,11 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
     if raw.get("error"):
         head.append(("error", to_json(truncate_text(_error_text(raw["error"]), 200))))
     tail = [(k, v) for k, v in tail if k == "images"]
-    fitted = _fit_prefix(*render_page(levels[-1])[1](), budget)
+    fitted = fit_prefix(*render_page(levels[-1])[1](), budget)
     return fitted[1] if fitted is not None else _last_resort(len(docs), budget)
 
 
-def _last_resort(omitted: int, budget: _Budget) -> str:
+def _last_resort(omitted: int, budget: Budget) -> str:
     for candidate in (
         {"rows": [], "more": f"{omitted} results not shown: the output limit is too small"},
         {"omitted": omitted},
@@ -731,7 +647,7 @@ def _omission_note(omitted: int) -> str:
 
 def shape_value(raw: Any, options: ShapeOptions) -> str:
     """Compact, budgeted JSON for any other response (exploration tools, local answers)."""
-    budget = _Budget(options)
+    budget = Budget(options.budget_tokens, options.count_tokens)
     if raw is None:
         return to_json({"result": None})
     cap, short_cap = options.max_text_chars, max(_MIN_EXCERPT_CHARS, options.max_text_chars // 4)
@@ -768,7 +684,7 @@ def shape_value(raw: Any, options: ShapeOptions) -> str:
                     ]
                 return _object(fields)
 
-            fitted = _fit_prefix(pieces, render, budget)
+            fitted = fit_prefix(pieces, render, budget)
             if fitted is not None and (fitted[0] > 0 or text_cap == short_cap):
                 return fitted[1]
         return _last_resort(len(items), budget)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from benchmarks._realistic import REALISTIC_QUERY, realistic_response
 from mixpeek_openai.errors import ConfigurationError
 from mixpeek_openai.excerpts import MARKER, query_terms
+from mixpeek_openai.layout import as_objects as layout_as_objects
 from mixpeek_openai.links import find_urls, is_signed
 from mixpeek_openai.results import (
     LOW_DETAIL_IMAGE_TOKENS,
@@ -459,3 +460,10 @@ def test_truncate_text_cuts_on_words_with_one_short_marker() -> None:
 def test_estimate_errs_high_for_non_ascii() -> None:
     assert estimate_tokens("abcdefg") == 2
     assert estimate_tokens("東京都") == 3
+
+
+def test_as_objects_reads_either_layout() -> None:
+    columns = strict_loads(shape_search(EXAMPLE, opts()))
+    objects = strict_loads(shape_search(EXAMPLE, opts(layout="objects")))
+    assert as_objects(columns) == layout_as_objects(columns) == layout_as_objects(objects)
+    assert layout_as_objects({"rows": "x"}) == [] == layout_as_objects({})

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mixpeek_openai.layout import as_objects
+
 __all__ = [
     "FinishReason",
     "RunOutcome",
@@ -545,7 +547,8 @@ def _summarise_one(output: str) -> str:
         if err:
             msg = err.get("message") if isinstance(err, Mapping) else err
             return f"The tool reported an error: {msg}"
-        docs = _table_documents(data)
+        if isinstance(data.get("rows"), list):
+            docs = as_objects(data)  # the columns layout of search outputs
         for key in _LIST_KEYS:
             if docs is None and isinstance(data.get(key), list):
                 docs = data[key]
@@ -562,21 +565,6 @@ def _summarise_one(output: str) -> str:
         f"Found {len(docs)} {noun}: {', '.join(labels)}" if labels else f"Found {len(docs)} {noun}."
     )
     return found + more
-
-
-def _table_documents(data: Mapping[str, Any]) -> list[Any] | None:
-    """The documents of a columns layout (``columns`` + ``rows``, values under ``shared``
-    common to all), as objects; ``None`` for any other shape."""
-    columns, rows = data.get("columns"), data.get("rows")
-    if not isinstance(columns, list) or not isinstance(rows, list):
-        return None
-    shared = data.get("shared")
-    base = dict(shared) if isinstance(shared, Mapping) else {}
-    names = [str(c) for c in columns]
-    return [
-        {**base, **dict(zip(names, row, strict=False))} if isinstance(row, list) else row
-        for row in rows
-    ]
 
 
 def _resolve(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
