@@ -16,6 +16,7 @@ shortened into a dead link; presigned URLs inside text are replaced (see
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -150,7 +151,7 @@ def _hits(text: str, terms: tuple[str, ...]) -> list[tuple[int, str]]:
     if not searched.isascii():
         # Lower-casing may change the length of non-ASCII text: let the regex find them.
         matches = _pattern(terms).finditer(searched)
-        return [(m.start(), m.group(0).lower()) for m in matches][:_MAX_HITS]
+        return [(m.start(), m.group(0).lower()) for m in itertools.islice(matches, _MAX_HITS)]
     low = searched.lower()
     found: list[tuple[int, str]] = []
     for term in terms:
@@ -165,7 +166,9 @@ def _hits(text: str, terms: tuple[str, ...]) -> list[tuple[int, str]]:
 
 
 def _best_window(hits: list[tuple[int, str]], chars: int) -> int:
-    """Where the ``chars``-wide window holding the most distinct query words starts."""
+    """Where the ``chars``-wide window holding the most distinct query words starts (the
+    earliest of the best)."""
+    distinct = len({w for _, w in hits})
     best_at, best_key = hits[0][0], (0, 0)
     words: dict[str, int] = {}
     j = 0
@@ -177,6 +180,8 @@ def _best_window(hits: list[tuple[int, str]], chars: int) -> int:
         key = (len(words), j - i)
         if key > best_key:
             best_at, best_key = at, key
+            if len(words) == distinct:
+                break  # every query word in one window: none can do better on that
         words[word] -= 1
         if not words[word]:
             del words[word]
@@ -190,11 +195,14 @@ def best_passage(texts: Sequence[str], terms: tuple[str, ...], chars: int) -> Pa
     ``chars`` long, else the first. The start is the window around the query's words.
     """
     if not terms:
-        usable = [t for t in texts if t and not t.isspace()]
-        if not usable:
-            return None
-        return Passage(next((t for t in usable if len(t) >= chars), usable[0]), 0)
-    best: Passage | None = None
+        first = None
+        for text in texts:
+            if text and not text.isspace():
+                if len(text) >= chars:
+                    return Passage(text, 0)
+                first = first or text
+        return Passage(first, 0) if first else None
+    best, best_hits = "", []
     best_key: tuple[int, bool, int, int] | None = None
     for rank, text in enumerate(texts):
         if not text or text.isspace():
@@ -202,9 +210,11 @@ def best_passage(texts: Sequence[str], terms: tuple[str, ...], chars: int) -> Pa
         hits = _hits(text, terms)
         key = (len({w for _, w in hits}), len(text) >= chars, len(hits), -rank)
         if best_key is None or key > best_key:
-            start = _start_near(text, _best_window(hits, chars), chars) if hits else 0
-            best, best_key = Passage(text, start), key
-    return best
+            best, best_hits, best_key = text, hits, key
+    if best_key is None:
+        return None
+    start = _start_near(best, _best_window(best_hits, chars), chars) if best_hits else 0
+    return Passage(best, start)
 
 
 def space_before(text: str, floor: int, at: int) -> int:

@@ -326,25 +326,16 @@ def _documents_of(raw: Mapping[str, Any]) -> list[Any]:
     return []
 
 
-_TEXT_RANK = {name: rank for rank, name in enumerate(excerpts.TEXT_FIELDS)}
-_TITLE_RANK = {name: rank for rank, name in enumerate(TITLE_FIELDS)}
-
-
-def _named(source: Mapping[str, Any], ranks: dict[str, int]) -> list[str]:
-    """The names of ``ranks`` that ``source`` has, best first (a set intersection, in C)."""
-    present = ranks.keys() & source.keys()
-    if len(present) > 1:
-        return sorted(present, key=ranks.__getitem__)
-    return list(present)
-
-
 def _passage(doc: Mapping[str, Any], terms: tuple[str, ...], chars: int) -> excerpts.Passage | None:
-    texts = [v for v in map(doc.get, _named(doc, _TEXT_RANK)) if isinstance(v, str)]
+    fields = excerpts.TEXT_FIELDS
+    texts = [v for v in [doc[k] for k in fields if k in doc] if isinstance(v, str)]
     metadata = doc.get("metadata")
-    if isinstance(metadata, _MAPPING):
-        extra = [n for n in _named(metadata, _TEXT_RANK) if not isinstance(doc.get(n), str)]
-        if extra:
-            texts += [v for v in map(metadata.get, extra) if isinstance(v, str)]
+    if isinstance(metadata, _MAPPING) and metadata:
+        texts += [
+            v
+            for v in [metadata[k] for k in fields if k in metadata and k not in doc]
+            if isinstance(v, str)
+        ]
     return excerpts.best_passage(texts, terms, chars) if texts else None
 
 
@@ -352,8 +343,7 @@ def _title(doc: Mapping[str, Any], options: ShapeOptions) -> Any:
     metadata = doc.get("metadata")
     for source in (doc, metadata):
         if isinstance(source, _MAPPING):
-            for name in _named(source, _TITLE_RANK):
-                value = source[name]
+            for value in [source[k] for k in TITLE_FIELDS if k in source]:
                 if value is not None and value != "":
                     return _compact(value, options, _MAX_ID_CHARS, 5, 1)
     return None
