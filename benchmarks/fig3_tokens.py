@@ -187,6 +187,8 @@ def run(settings: Settings, samples: Samples) -> Figure:
     rounds, per_round = settings.pick(15, 2), settings.pick(200, 5)
     estimate_only = results.ShapeOptions(count_tokens=results.estimate_tokens, **paging)
     shaping = _median_us(lambda: results.shape_search(raw10, estimate_only), rounds, per_round)
+    no_query = results.ShapeOptions(count_tokens=results.estimate_tokens)
+    shaping_plain = _median_us(lambda: results.shape_search(raw10, no_query), rounds, per_round)
     with_count = results.ShapeOptions(**paging)
     shaping_counted = _median_us(lambda: results.shape_search(raw10, with_count), rounds, per_round)
     dumps = _median_us(lambda: json.dumps(raw10), rounds, per_round)
@@ -199,15 +201,17 @@ def run(settings: Settings, samples: Samples) -> Figure:
     counts = max(rows[10]["exact_counts"], rows[50]["exact_counts"])
     ok10 = rows[10]["complete"][DEFAULTS] and rows[10]["kept"][DEFAULTS] == 10
     met_tokens = min(r10[DEFAULTS], r10[QUERY_AWARE]) >= 10.0 and ok10
-    met_time = shaping.median <= 50.0
+    met_time = max(shaping.median, shaping_plain.median) <= 50.0
     met = met_tokens and kept50 >= 40 and cut == 0 and counts <= 1 and tokenizer.exact and met_time
 
     notes = []
     if not met_time:
         notes.append(
-            f"Shaping took {shaping.short(1)} at 10 documents against a 50 µs goal; on this "
-            f"machine `json.dumps` of the same response took {dumps.short(1)} in the same run "
-            f"(shaping = {fmt_ratio(shaping.median / dumps.median)} of it). Per document it "
+            f"Shaping took {shaping.short(1)} query-aware and {shaping_plain.short(1)} without "
+            f"a query at 10 documents against a 50 µs goal; on this machine `json.dumps` of "
+            f"the same response took {dumps.short(1)} in the same run (shaping = "
+            f"{fmt_ratio(shaping.median / dumps.median)} / "
+            f"{fmt_ratio(shaping_plain.median / dumps.median)} of it). Per document it "
             "picks the best text field, finds the query's words, cuts on words and renders "
             "the row; the exact cl100k count adds "
             f"{fmt(shaping_counted.median - shaping.median, 1)} µs when the output is over "
@@ -238,7 +242,8 @@ def run(settings: Settings, samples: Samples) -> Figure:
             f"{row['bytes']}; exact counts for the query-aware output: {row['exact_counts']}."
         )
     details.append(
-        f"Shaping at 10 documents: {shaping.text(1)} (estimate counter, no exact count); "
+        f"Shaping at 10 documents: {shaping.text(1)} query-aware, {shaping_plain.text(1)} "
+        "without a query (estimate counter, no exact count); "
         f"{shaping_counted.text(1)} with the exact cl100k count; json.dumps(raw) "
         f"{dumps.text(1)}."
     )
@@ -259,7 +264,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
         ),
         goal=GOAL,
         met=None if settings.smoke else met,
-        qualifier="" if met or met_time else "tokens, documents, URLs and counts; not time",
+        qualifier="" if met or met_time else "met for tokens, documents, URLs, counts; not time",
         notes=notes,
         details=details,
         data={
@@ -268,6 +273,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
             "rows": rows,
             "shaping_us": shaping.median,
             "shaping_counted_us": shaping_counted.median,
+            "shaping_no_query_us": shaping_plain.median,
             "dumps_us": dumps.median,
         },
     )

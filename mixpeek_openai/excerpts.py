@@ -171,9 +171,9 @@ def _best_window(hits: list[tuple[int, str]], chars: int) -> int:
     distinct = len({w for _, w in hits})
     best_at, best_key = hits[0][0], (0, 0)
     words: dict[str, int] = {}
-    j = 0
+    j, count = 0, len(hits)
     for i, (at, word) in enumerate(hits):
-        while j < len(hits) and hits[j][0] < at + chars:
+        while j < count and hits[j][0] < at + chars:
             inside = hits[j][1]
             words[inside] = words.get(inside, 0) + 1
             j += 1
