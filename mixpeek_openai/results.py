@@ -604,7 +604,7 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
 
 def _last_resort(omitted: int, budget: Budget) -> str:
     for candidate in (
-        {"rows": [], "more": f"{omitted} results not shown: the output limit is too small"},
+        {"more": f"{omitted} results not shown: the output limit is too small"},
         {"omitted": omitted},
     ):
         text = to_json(candidate)
