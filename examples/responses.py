@@ -1,7 +1,9 @@
 """``run_responses``: the Responses API tool loop (the recommended API for new code).
 
 Tool calls arrive as ``function_call`` items and go back as ``function_call_output``
-items; turns are chained with ``previous_response_id``.
+items; turns are chained with ``previous_response_id``. The follow-up question refers to
+the first answer, so the model searches again with a standalone query (offline, the
+stand-in model adds the new words to the earlier search).
 
 Run it: ``python examples/responses.py``
 """
@@ -34,4 +36,7 @@ with setup() as env:
         input="Any shorter ones?",
         previous_response_id=result.response_ids[-1],
     )
+    for item in more.items:
+        if item.get("type") == "function_call":
+            print("  follow-up search:", item["name"], item["arguments"])
     print("Follow-up:", more.content)

