@@ -60,6 +60,7 @@ from benchmarks._report import (
     profile_hot_spots,
 )
 from benchmarks.peers import agents_tool, handwritten, pydantic_ai_tool
+from mixpeek_openai.layout import as_objects
 
 __all__ = ["run"]
 
@@ -97,7 +98,11 @@ def _documents(output: str) -> int:
         payload = json.loads(output)
     except ValueError:
         return 0
-    docs = payload.get("documents") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return 0
+    if "rows" in payload:  # ours: the columns layout
+        return len(as_objects(payload))
+    docs = payload.get("documents")
     return len(docs) if isinstance(docs, list) else 0
 
 

@@ -16,6 +16,7 @@ from _reliability import POOL_PREFIX, working_on_a_call
 
 from mixpeek_openai.dispatch import CallEvent, DispatchConfig, Dispatcher, ToolCallResult
 from mixpeek_openai.errors import ConfigurationError
+from mixpeek_openai.layout import as_objects
 from mixpeek_openai.results import default_token_counter
 from mixpeek_openai.retries import ManualClock, RetryPolicy
 from mixpeek_openai.testing import FakeMixpeek, Fault
@@ -115,7 +116,7 @@ def test_429_with_retry_after_is_waited_once_then_succeeds(
     assert clock.sleeps == [1.0]
     assert result.duration_s == pytest.approx(1.0)
     assert [r.status for r in fake.requests_for("execute")] == [429, 200]
-    assert json.loads(result.output)["documents"]
+    assert as_objects(json.loads(result.output))
 
 
 @pytest.mark.parametrize(
@@ -327,7 +328,7 @@ def test_a_10mb_body_is_shaped_into_the_budget(
     # Counted the way the dispatcher counts by default (exact cl100k when available).
     assert default_token_counter()(result.output) <= 500
     payload = json.loads(result.output)
-    assert payload["documents"] and "debug_padding" not in result.output
+    assert as_objects(payload) and "debug_padding" not in result.output
 
 
 def test_a_body_over_the_size_limit_is_refused(

@@ -39,6 +39,7 @@ from _hostile import (
 )
 
 from mixpeek_openai.dispatch import CallEvent, DispatchConfig, ToolCallResult
+from mixpeek_openai.layout import as_objects
 from mixpeek_openai.retries import RetryPolicy
 from mixpeek_openai.tools import MixpeekTools
 
@@ -85,7 +86,7 @@ def test_a_well_behaved_answer_is_a_clean_result(server: HostileServer) -> None:
     tools = build_tools(server, deadline_s=5)
     [result] = tools.dispatch(search_calls(tools, 1))
     assert result.ok, result.output
-    ids = [d["document_id"] for d in json.loads(result.output)["documents"]]
+    ids = [d["document_id"] for d in as_objects(json.loads(result.output))]
     assert ids == ["doc_item_123", "doc_item_456"]
     [execute] = [r for r in server.requests if r.is_execute]
     assert execute.headers["x-namespace"] == server.namespace

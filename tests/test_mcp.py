@@ -25,6 +25,7 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from mixpeek_openai.dispatch import DispatchConfig, ToolCallResult
+from mixpeek_openai.layout import as_objects
 from mixpeek_openai.mcp import build_server, build_tools, main
 from mixpeek_openai.retries import ManualClock, RetryPolicy
 from mixpeek_openai.testing import FakeMixpeek, Fault
@@ -139,7 +140,7 @@ def test_a_search_returns_shaped_text_and_structured_content(
 
     assert result.is_error is False
     assert result.structured_content == json.loads(text_of(result))
-    assert len(result.structured_content["documents"]) == 2
+    assert len(as_objects(result.structured_content)) == 2
     assert "stage_statistics" not in text_of(result)
     [execute] = fake.requests_for("execute")
     assert execute.body["inputs"] == {"query": "sso setup"}
@@ -310,7 +311,7 @@ def test_over_stdio_with_the_sdk_client(fake: FakeMixpeek, tmp_path: Path) -> No
 
     names = [t.name for t in listing.tools]
     assert SEARCH in names and "describe_catalog" in names and "list_collections" in names
-    assert ok.is_error is False and len(ok.structured_content["documents"]) == 3
+    assert ok.is_error is False and len(as_objects(ok.structured_content)) == 3
     assert bad.is_error is True
     assert bad.structured_content["error"]["type"] == "invalid_arguments"
     assert gone.is_error is True and "error" in gone.structured_content
@@ -377,7 +378,7 @@ def test_over_streamable_http_on_loopback(fake: FakeMixpeek, tmp_path: Path) -> 
             "describe_product_demo",
             "explain_product_demo",
         ]
-        assert ok.is_error is False and ok.structured_content["documents"]
+        assert ok.is_error is False and as_objects(ok.structured_content)
         assert down.is_error is True
         assert down.structured_content["error"]["type"] == "temporarily_unavailable"
 

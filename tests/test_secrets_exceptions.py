@@ -26,6 +26,7 @@ from _hostile import API_KEY, Exchange, HostileServer, call_within, execute_body
 from mixpeek_openai import arun_chat, run_chat, run_responses
 from mixpeek_openai.dispatch import CallEvent, DispatchConfig, ToolCallResult
 from mixpeek_openai.errors import MixpeekOpenAIError, RetrieverNotFoundError
+from mixpeek_openai.layout import as_objects
 from mixpeek_openai.retries import RetryPolicy
 from mixpeek_openai.testing import StubOpenAI
 from mixpeek_openai.tools import MixpeekTools
@@ -210,7 +211,7 @@ def test_a_key_across_the_text_cut_never_survives_in_outputs(
     results = call_within(WATCHDOG_S, lambda: tools.dispatch(calls)).value
 
     assert all(r.ok for r in results), [r.output for r in results if not r.ok][:2]
-    assert all(json.loads(r.output)["documents"] for r in results)  # results, not dropped
+    assert all(as_objects(json.loads(r.output)) for r in results)  # results, not dropped
     assert leaks(result_texts(results)) == []
     assert leaks(repr(e) for e in events) == []
     assert leaks(log_texts(caplog)) == []

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mixpeek_openai import DispatchConfig, MixpeekTools, RetryPolicy
 from mixpeek_openai.dispatch import CallEvent, Dispatcher
+from mixpeek_openai.layout import as_objects
 from mixpeek_openai.retries import ManualClock
 from mixpeek_openai.testing import FakeMixpeek, Fault, StubOpenAI
 
@@ -191,7 +192,7 @@ def test_instructions_in_documents_stay_data(
     [[(call_id, output)]] = outcome.sent_outputs
     assert call_id == "c1"
     payload = json.loads(output)
-    assert payload["documents"][0]["title"] == PROMPT_INJECTION
+    assert as_objects(payload)[0]["title"] == PROMPT_INJECTION
     # Nowhere else in what the model was sent does the text appear outside a tool output.
     for record in stub.requests:
         body = record.body if isinstance(record.body, dict) else {}
