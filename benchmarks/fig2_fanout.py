@@ -179,7 +179,9 @@ def run(settings: Settings, samples: Samples) -> Figure:
             outputs = {label: s.batch(FAN) for label, s in series.items()}
             for label in (SYNC, ASYNC):
                 contents = [json.loads(o["content"]) for o in outputs[label]]
-                if len(contents) != FAN or any(not c.get("documents") for c in contents):
+                if len(contents) != FAN or any(
+                    not (c.get("rows") or c.get("documents")) for c in contents
+                ):
                     raise RuntimeError(f"{label} did not answer {FAN} searches: {contents[:1]}")
             if LANGCHAIN in outputs:
                 lc_output = str(outputs[LANGCHAIN][0])

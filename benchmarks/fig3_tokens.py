@@ -31,12 +31,12 @@ from typing import Any
 
 from benchmarks._backend import (
     CATALOG_RETRIEVER,
-    InProcessBackend,
     Samples,
     chat_call,
     load_cl100k,
     strict_arguments,
 )
+from benchmarks._loopback import LoopbackMixpeek
 from benchmarks._realistic import REALISTIC_QUERY, realistic_response
 from benchmarks._report import Figure, Settings, Stat, fmt, fmt_ratio
 from benchmarks.peers import langchain_tool
@@ -44,7 +44,8 @@ from mixpeek_openai import results
 from mixpeek_openai.dispatch import DispatchConfig
 from mixpeek_openai.excerpts import MARKER
 from mixpeek_openai.links import find_urls
-from mixpeek_openai.tools import MixpeekTools, RetrieverCache
+from mixpeek_openai.retriever_cache import RetrieverCache
+from mixpeek_openai.tools import MixpeekTools
 
 __all__ = ["run"]
 
@@ -65,7 +66,7 @@ LC = "(c) langchain-mixpeek, legacy `results`"
 
 def _pipeline_output(samples: Samples, raw: dict[str, Any], n: int, fields: Any) -> str:
     """The tool output of one ``tools.handle`` call answered with ``raw``."""
-    backend = InProcessBackend(samples.definitions, json.dumps(raw).encode())
+    backend = LoopbackMixpeek(samples.definitions, json.dumps(raw).encode())
     with backend:
         tools = MixpeekTools.from_retrievers(
             backend.client(),
@@ -79,6 +80,7 @@ def _pipeline_output(samples: Samples, raw: dict[str, Any], n: int, fields: Any)
         name = tools.definitions[0].name
         args = strict_arguments(tools, name, query=REALISTIC_QUERY, limit=n)
         output = tools.handle([chat_call("call_1", name, args)])[0]["content"]
+        tools.close()
     return str(output)
 
 
