@@ -222,7 +222,7 @@ def _shown_outputs(fake: FakeMixpeek) -> tuple[list[str], ToolCallResult, ToolCa
 def test_the_json_outputs_shown_are_produced_by_the_code(fake_mixpeek: FakeMixpeek) -> None:
     # The JSON blocks themselves are regenerated and compared by test_output_readme.py
     # (each follows an "output:" marker); here, the numbers the prose quotes.
-    _, plain, unavailable, clock = _shown_outputs(fake_mixpeek)
+    _, _plain, unavailable, clock = _shown_outputs(fake_mixpeek)
 
     text = prose()
     # "the raw response was N bytes" is checked with the exact call the prose describes in
