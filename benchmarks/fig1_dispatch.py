@@ -139,6 +139,7 @@ def run(settings: Settings, samples: Samples) -> Figure:
     target_s = settings.pickf(0.25, 0.01)
     reps = settings.reps(11, 2)
     loop = asyncio.new_event_loop()
+    pool: urllib3.HTTPConnectionPool | None = None
     hot: dict[str, HotSpots] = {}
     tool_sets: list[Any] = []
     try:
@@ -257,6 +258,10 @@ def run(settings: Settings, samples: Samples) -> Figure:
     finally:
         for tool_set in tool_sets:
             close_tools(tool_set)
+        if pool is not None:
+            pool.close()
+        # Finalise async generators (the tool set's connection pools close with them).
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     return _figure(settings, samples_us, cpu_us, hot, outputs, kept, sizes, reps, requests)
 

@@ -198,6 +198,8 @@ def run(settings: Settings, samples: Samples) -> Figure:
     finally:
         if tools is not None:
             close_tools(tools)
+        # Finalise async generators (the tool set's connection pools close with them).
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     return _figure(settings, series, latency, batches, peer_batches, singles, lc_output)
 
