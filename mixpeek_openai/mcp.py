@@ -415,10 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return _EXIT_USAGE
-    _configure_logging(args.log_level)
     api_key = args.api_key or os.environ.get("MIXPEEK_API_KEY")
     try:
-        with _client(args, api_key) as client:
+        with _logging_to_stderr(args.log_level), _client(args, api_key) as client:
             retrievers = _retrievers(args)
             actions = [a.strip() for value in args.actions for a in value.split(",") if a.strip()]
             config = None
@@ -481,13 +480,28 @@ def _retrievers(args: argparse.Namespace) -> list[str]:
     return [r.strip() for r in chosen]
 
 
-def _configure_logging(level: str) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(level: str) -> Iterator[None]:
+    """Send every log record to stderr (stdout is the stdio channel) while serving.
+
+    The root logger's handlers and both levels are put back afterwards, so ``main()``
+    can run inside another program (or a test) without leaving a handler behind that
+    writes to a stream which may since have been closed.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    ours = logging.getLogger("mixpeek_openai")
+    saved_handlers, saved_root_level, saved_level = root.handlers[:], root.level, ours.level
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("mixpeek_openai").setLevel(level.upper())
+    ours.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_root_level)
+        ours.setLevel(saved_level)
 
 
 def _scrub(text: str, secret: str | None) -> str:

@@ -249,6 +249,8 @@ def test_usage_errors_exit_2_and_unknown_retrievers_exit_1(
     monkeypatch.delenv("MIXPEEK_NAMESPACE", raising=False)
     monkeypatch.delenv("MIXPEEK_RETRIEVERS", raising=False)
     connection = ["--base-url", fake.base_url, "--namespace", fake.namespace]
+    root = logging.getLogger()
+    handlers_before, level_before = root.handlers[:], root.level
 
     assert main(["--retriever", "ret_catalog", *connection]) == 2
     assert "MIXPEEK_API_KEY" in capsys.readouterr().err
@@ -263,6 +265,8 @@ def test_usage_errors_exit_2_and_unknown_retrievers_exit_1(
     err = capsys.readouterr().err
     assert "ret_nope" in err and SECRET not in err
     assert len(err.strip().splitlines()) == 1
+    # Run in-process, the server leaves no handler behind on a stream that will close.
+    assert root.handlers == handlers_before and root.level == level_before
 
 
 def _server_env(**extra: str) -> dict[str, str]:

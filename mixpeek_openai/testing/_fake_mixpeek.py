@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import hmac
+import io
 import json
 import select
+import selectors
 import socket
 import struct
 import threading
@@ -96,6 +98,48 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         super().__init__(address, _Handler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection and register it before its handler thread starts.
+
+        While the accept is under way the fake counts as busy, so
+        :meth:`FakeMixpeek.wait_until_idle` cannot miss a connection between the
+        listening socket and its handler.
+        """
+        fake = self.fake
+        with fake._lock:
+            fake._accepting += 1
+        try:
+            conn, address = super().get_request()
+            with fake._lock:
+                fake._connections.add(conn)
+        finally:
+            with fake._lock:
+                fake._accepting -= 1
+                fake._lock.notify_all()
+        return conn, address
+
+
+class _ArrivalReader(io.RawIOBase):
+    """A handler's socket as a raw stream that reports bytes before it takes them.
+
+    The fake marks the connection busy while the bytes are still in the kernel's buffer
+    (peeked, not read), so "nothing readable and nobody busy" means the server really has
+    nothing left to read: a request written just before its client gave up is still
+    recorded before :meth:`FakeMixpeek.wait_until_idle` returns.
+    """
+
+    def __init__(self, sock: socket.socket, fake: FakeMixpeek) -> None:
+        self._sock = sock
+        self._fake = fake
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.recv(1, socket.MSG_PEEK)  # blocks until bytes (or EOF) arrive
+        self._fake._connection_busy(self._sock)
+        return self._sock.recv_into(buffer)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -109,7 +153,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_ArrivalReader(self.connection, self.server.fake))
         self.server.fake._connection_opened(self.connection)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.fake._connection_settled(self.connection)
 
     def finish(self) -> None:
         try:
@@ -216,6 +268,8 @@ class FakeMixpeek:
         self._latency: dict[str, float] = {}
         self._paused: set[str] = set()
         self._connections: set[socket.socket] = set()
+        self._busy: set[socket.socket] = set()
+        self._accepting = 0
         self._handler_threads: set[threading.Thread] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -524,18 +578,42 @@ class FakeMixpeek:
                 self._lock.wait(remaining)
 
     def wait_until_idle(self, timeout: float = 5.0) -> bool:
-        """Block until no request is in flight; ``False`` on timeout.
+        """Block until the server has nothing left to do; ``False`` on timeout.
 
-        Useful after a client gave up (timeout, reset) while the server still finishes.
+        Idle means no request is in flight, none is being read, and no bytes or
+        connections wait unread. Useful after a client gave up (timeout, reset) while the
+        server still reads or finishes: every request the client managed to write is in
+        :attr:`requests` when this returns ``True``.
         """
         deadline = time.monotonic() + timeout
         with self._lock:
-            while any(r.in_flight for r in self._records):
+            while not self._idle_locked():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._lock.wait(remaining)
+                # Bytes arriving in a kernel buffer notify nobody: look again shortly.
+                self._lock.wait(min(remaining, 0.02))
             return True
+
+    def _idle_locked(self) -> bool:
+        if self._accepting or self._busy or any(r.in_flight for r in self._records):
+            return False
+        sockets = [s for s in self._connections if s.fileno() >= 0]
+        if self._server is not None:
+            sockets.append(self._server.socket)
+        with selectors.DefaultSelector() as selector:
+            for sock in sockets:
+                selector.register(sock, selectors.EVENT_READ)
+            return not selector.select(timeout=0)
+
+    def _connection_busy(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._busy.add(conn)
+
+    def _connection_settled(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._busy.discard(conn)
+            self._lock.notify_all()
 
     def _start_record(self, record: RecordedRequest) -> int:
         with self._lock:
@@ -568,7 +646,9 @@ class FakeMixpeek:
     def _connection_closed(self, conn: socket.socket) -> None:
         with self._lock:
             self._connections.discard(conn)
+            self._busy.discard(conn)
             self._handler_threads.discard(threading.current_thread())
+            self._lock.notify_all()
 
     def _serve(self, handler: _Handler) -> None:
         started = time.monotonic()
