@@ -103,7 +103,19 @@ class ToolDefinition:
         return copy.deepcopy(cached)
 
     def chat_tool(self, *, strict: bool = True) -> dict[str, Any]:
-        """The tool as a Chat Completions (and Assistants) ``function`` tool."""
+        """The tool as a Chat Completions (and Assistants) ``function`` tool.
+
+        Raises:
+            ConfigurationError: the tool sends images (``images > 0``), which a Chat
+                Completions ``tool`` message or an Assistants tool output cannot carry.
+        """
+        if self.images:
+            raise ConfigurationError(
+                f"Tool {self.name!r} sends images (images={self.images}), but Chat "
+                "Completions tool messages and Assistants tool outputs take text only: "
+                "offer it through responses_tools() and the Responses API, or add the "
+                "retriever with images=0."
+            )
         return {
             "type": "function",
             "function": {

@@ -366,7 +366,8 @@ class MixpeekTools:
             images: how many of the top documents' thumbnails go to the model as
                 low-detail images. Only the Responses API takes images in a tool output;
                 Chat Completions ``tool`` messages and Assistants tool outputs take text, so
-                there the option has no effect (the text output is unchanged).
+                :meth:`chat_tools` (and the Chat and Assistants loops) refuse a tool with
+                images, saying so.
 
         Raises:
             SchemaMismatchError: ``model`` does not fit the retriever's ``input_schema``.
@@ -667,7 +668,11 @@ class MixpeekTools:
         return len(self._tools)
 
     def chat_tools(self, *, strict: bool = True) -> list[dict[str, Any]]:
-        """Tools for Chat Completions ``tools=`` (the Assistants API takes the same shape)."""
+        """Tools for Chat Completions ``tools=`` (the Assistants API takes the same shape).
+
+        Raises:
+            ConfigurationError: a tool was added with ``images`` (Responses only).
+        """
         return [t.chat_tool(strict=strict) for t in self._tools]
 
     def responses_tools(self, *, strict: bool = True) -> list[dict[str, Any]]:
