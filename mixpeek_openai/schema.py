@@ -39,6 +39,7 @@ import json
 import keyword
 import re
 import warnings
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -771,18 +772,34 @@ def _accepts_none(annotation: Any) -> bool:
     return False
 
 
+_DEFAULTED_KEYS: weakref.WeakKeyDictionary[type[BaseModel], frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _defaulted_keys(model: type[BaseModel]) -> frozenset[str]:
+    """Names and aliases of ``model``'s fields that have a default but refuse ``None``
+    (worked out once per model: reading annotations costs more than validating)."""
+    keys = _DEFAULTED_KEYS.get(model)
+    if keys is None:
+        keys = frozenset(
+            key
+            for name, info in model.model_fields.items()
+            if not (info.is_required() or _accepts_none(info.annotation))
+            for key in (name, info.alias or name)
+        )
+        _DEFAULTED_KEYS[model] = keys
+    return keys
+
+
 def _drop_defaulted_nulls(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     """Strict mode lets the model send ``null`` for any optional field; for a field that
     has a default but does not accept ``None`` (common in hand-written models), ``null``
     means "use the default"."""
-    cleaned = dict(data)
-    for name, info in model.model_fields.items():
-        if info.is_required() or _accepts_none(info.annotation):
-            continue
-        for key in {name, info.alias or name}:
-            if key in cleaned and cleaned[key] is None:
-                del cleaned[key]
-    return cleaned
+    keys = _defaulted_keys(model)
+    if not keys:
+        return data
+    return {k: v for k, v in data.items() if v is not None or k not in keys}
 
 
 _MAX_ARGUMENT_BYTES = 1 << 20

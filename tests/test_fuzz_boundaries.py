@@ -325,3 +325,33 @@ def test_no_server_answer_yields_an_internal_error(
         assert result.error is not None, (status, result.output)
     elif _is_contract_breaking(body):
         assert result.error is not None, f"a broken body became a result: {result.output}"
+
+
+@pytest.mark.parametrize(
+    ("total", "document_id", "accepted"),
+    [
+        ("9" * 20, "d", True),  # the longest integer accepted
+        ("9" * 21, "d", False),  # one digit more: refused, never an internal error
+        ("-" + "9" * 20, "d", True),  # the sign is not a digit
+        ("1", "0" * 40, True),  # long digit runs inside strings are text
+        ("1.0" + "0" * 40, "d", True),  # and inside floats
+    ],
+)
+def test_long_integers_in_a_body_are_refused_at_twenty_one_digits(
+    server: HostileServer, tools: MixpeekTools, total: str, document_id: str, accepted: bool
+) -> None:
+    text = json.dumps(execute_body([{"document_id": document_id, "score": 0.5}]))
+    body = text.replace('"total": 1', f'"total": {total}').replace('"d"', json.dumps(document_id))
+    assert f'"total": {total}' in body
+    server.execute = respond(body.encode(), 200)
+
+    result = run_one(tools, json.dumps({"query": "shoes"}))
+
+    assert_never_internal(result)
+    if accepted:
+        assert result.error is None, result.output
+        assert document_id in result.output
+    else:
+        assert result.error is not None and result.error.kind == "invalid_response"
+        assert "21 digits" in result.error.message
+        assert json.loads(result.output)["error"]["type"] == "temporarily_unavailable"
