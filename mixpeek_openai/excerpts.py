@@ -107,7 +107,9 @@ _MAX_HITS = 64
 _SENTENCE_REACH = 60  # how far back an excerpt may start to begin at its sentence
 _WORD_REACH = 300  # how far a cut looks for whitespace
 _SLACK = 20  # a text at most this much longer than an excerpt is kept whole
-_SENTENCE_END = re.compile(r"[.!?;:]\s|\n")
+# Matches up to the last sentence end in a window (the greedy ``.*`` backtracks from the
+# window's end), one C-level match instead of iterating over every sentence end.
+_LAST_SENTENCE_END = re.compile(r".*(?:[.!?;:]\s|\n)", re.DOTALL)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,15}://")
 _SPACE = re.compile(r"\s")
 
@@ -243,9 +245,8 @@ def _start_near(text: str, at: int, chars: int) -> int:
     at = min(at, max(0, len(text) - chars))
     if at <= _SENTENCE_REACH:
         return 0
-    sentence = None
-    for match in _SENTENCE_END.finditer(text, at - _SENTENCE_REACH, at):
-        sentence = match.end()
+    last = _LAST_SENTENCE_END.match(text, at - _SENTENCE_REACH, at)
+    sentence = last.end() if last is not None else None
     if sentence is None:
         if at > 0 and not text[at - 1].isspace():
             sentence = space_before(text, max(0, at - _WORD_REACH), at)
