@@ -10,10 +10,12 @@
         -> ToolCallResult, built in one place (_finish)
 
 :class:`Pipeline` runs it sync (:meth:`Pipeline.run`) or async (:meth:`Pipeline.arun`).
-Both share every step; only sending the request and calling a user function differ,
-each in a few lines. Nothing the model or the server sends can make a step raise: every
-such problem ends in :meth:`Pipeline._finish` with an output that says what happened. An
-``internal_error`` output means a bug in this package (it is logged with its traceback).
+Both drive one generator, :meth:`Pipeline._core`, which holds every decision and
+yields only what needs I/O (sending with retries, calling a user function); the drivers
+perform that sync or async and send the outcome back, or throw the exception in.
+Nothing the model or the server sends can make a step raise: every such problem ends
+in :meth:`Pipeline._finish` with an output that says what happened. An ``internal_error``
+output means a bug in this package (it is logged with its traceback).
 
 Callbacks (``DispatchConfig.on_call_event``) are the caller's code: an exception one
 raises is not turned into an output but stops the batch (:class:`CallbackFailed` carries
@@ -28,7 +30,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -111,6 +113,25 @@ class _Step:
     options: results.ShapeOptions
     request: MixpeekRequest | None = None
     cache_key: str | None = None
+
+
+@dataclass(frozen=True)
+class _CallFunction:
+    """What the core asks its driver for: call the tool's user function."""
+
+    step: _Step
+
+
+@dataclass(frozen=True)
+class _Send:
+    """What the core asks its driver for: send the request, with retries, and read it."""
+
+    step: _Step
+    request: MixpeekRequest
+    on_retry: Callable[[int, Failure, float], None]
+
+
+_Effect = _CallFunction | _Send
 
 
 @dataclass
@@ -205,66 +226,93 @@ class Pipeline:
         if self._cache is not None:
             self._cache.clear()
 
-    # -- the two drivers -----------------------------------------------------------------
+    # -- the call, once; two drivers --------------------------------------------------
+
+    def _core(self, job: Job) -> Generator[_Effect, Any, ToolCallResult]:
+        """The whole call, written once: it yields what needs I/O (sending the request
+        with retries, calling a user function) and is sent the outcome, or has the
+        exception thrown in, so the same ``except`` clauses decide in both drivers."""
+        trace = self._start(job)
+        try:
+            step = self._prepare(job)
+            if isinstance(step, _Answer):
+                return self._finish(job, trace, step)
+            answer = self._without_request(job, step)
+            if answer is None:
+                if step.tool.function is not None:
+                    answer = yield _CallFunction(step)
+                else:
+                    request = self._request(step)
+                    outcome = yield _Send(step, request, self._on_retry(job, trace))
+                    answer = self._concluded(job, step, outcome)
+            return self._finish(job, trace, answer, step)
+        except (CallbackFailed, ConfigurationError):
+            raise  # the caller's own mistake: not something to tell the model
+        except Exception as exc:
+            return self._internal(job, trace, exc)
 
     def run(self, job: Job) -> ToolCallResult:
         """Run ``job`` in this thread; never raises but for the caller's own callbacks."""
-        trace = self._start(job)
+        core = self._core(job)
         try:
-            step = self._prepare(job)
-            if isinstance(step, _Answer):
-                return self._finish(job, trace, step)
-            answer = self._without_request(job, step)
-            if answer is None:
-                if step.tool.function is not None:
-                    answer = self._function_sync(job, step)
+            effect = next(core)
+            while True:
+                try:
+                    if isinstance(effect, _CallFunction):
+                        value: Any = self._function_sync(job, effect.step)
+                    else:
+                        value = self._send_sync(job, effect)
+                except BaseException as exc:
+                    effect = core.throw(exc)
                 else:
-                    request = self._request(step)
-                    transport = self.sync_transport()
-                    outcome = self.config.retry.call(
-                        lambda: self._read(step, transport.send(request, job.deadline, job.scope)),
-                        deadline=job.deadline,
-                        idempotent=request.idempotent,
-                        on_retry=self._on_retry(job, trace),
-                        sleep=job.scope.sleep,
-                    )
-                    answer = self._concluded(job, step, outcome)
-            return self._finish(job, trace, answer, step)
-        except (CallbackFailed, ConfigurationError):
-            raise  # the caller's own mistake: not something to tell the model
-        except Exception as exc:
-            return self._internal(job, trace, exc)
+                    effect = core.send(value)
+        except StopIteration as done:
+            result: ToolCallResult = done.value
+            return result
 
     async def arun(self, job: Job) -> ToolCallResult:
         """:meth:`run` on the event loop; nothing is sent from a thread."""
-        trace = self._start(job)
+        core = self._core(job)
         try:
-            step = self._prepare(job)
-            if isinstance(step, _Answer):
-                return self._finish(job, trace, step)
-            answer = self._without_request(job, step)
-            if answer is None:
-                if step.tool.function is not None:
-                    answer = await self._function_async(job, step)
+            effect = next(core)
+            while True:
+                try:
+                    if isinstance(effect, _CallFunction):
+                        value: Any = await self._function_async(job, effect.step)
+                    else:
+                        value = await self._send_async(job, effect)
+                except BaseException as exc:
+                    effect = core.throw(exc)
                 else:
-                    request = self._request(step)
-                    transport = self.async_transport()
+                    effect = core.send(value)
+        except StopIteration as done:
+            result: ToolCallResult = done.value
+            return result
 
-                    async def attempt() -> Any:
-                        return self._read(step, await transport.send(request, job.deadline))
+    def _send_sync(self, job: Job, send: _Send) -> RetryOutcome[Any]:
+        transport = self.sync_transport()
+        request, step = send.request, send.step
+        return self.config.retry.call(
+            lambda: self._read(step, transport.send(request, job.deadline, job.scope)),
+            deadline=job.deadline,
+            idempotent=request.idempotent,
+            on_retry=send.on_retry,
+            sleep=job.scope.sleep,
+        )
 
-                    outcome = await self.config.retry.acall(
-                        attempt,
-                        deadline=job.deadline,
-                        idempotent=request.idempotent,
-                        on_retry=self._on_retry(job, trace),
-                    )
-                    answer = self._concluded(job, step, outcome)
-            return self._finish(job, trace, answer, step)
-        except (CallbackFailed, ConfigurationError):
-            raise  # the caller's own mistake: not something to tell the model
-        except Exception as exc:
-            return self._internal(job, trace, exc)
+    async def _send_async(self, job: Job, send: _Send) -> RetryOutcome[Any]:
+        transport = self.async_transport()
+        request, step = send.request, send.step
+
+        async def attempt() -> Any:
+            return self._read(step, await transport.send(request, job.deadline))
+
+        return await self.config.retry.acall(
+            attempt,
+            deadline=job.deadline,
+            idempotent=request.idempotent,
+            on_retry=send.on_retry,
+        )
 
     def overdue(self, job: Job) -> ToolCallResult:
         """The answer for a call that did not finish in time (a last line of defence)."""
