@@ -134,6 +134,38 @@ class _Send:
 _Effect = _CallFunction | _Send
 
 
+class _Stepper:
+    """Steps a call's core: :attr:`effect` is what it waits for, ``None`` once it returned."""
+
+    __slots__ = ("_core", "_result", "effect")
+
+    def __init__(self, core: Generator[_Effect, Any, ToolCallResult]) -> None:
+        self._core = core
+        self._result: ToolCallResult | None = None
+        self.effect: _Effect | None = None
+        self._advance(core.send, None)
+
+    def _advance(self, step: Callable[[Any], _Effect], value: Any) -> None:
+        try:
+            self.effect = step(value)
+        except StopIteration as done:
+            self.effect, self._result = None, done.value
+
+    def send(self, value: Any) -> None:
+        """Give the core the outcome of its effect."""
+        self._advance(self._core.send, value)
+
+    def throw(self, exc: BaseException) -> None:
+        """Raise ``exc`` inside the core, where its effect was awaited."""
+        self._advance(self._core.throw, exc)
+
+    def result(self) -> ToolCallResult:
+        """What the core returned."""
+        if self._result is None:
+            raise RuntimeError("the call's core has not returned yet")
+        return self._result
+
+
 @dataclass
 class _Answer:
     """What a step ended with, before it becomes a :class:`ToolCallResult`."""
@@ -253,41 +285,33 @@ class Pipeline:
 
     def run(self, job: Job) -> ToolCallResult:
         """Run ``job`` in this thread; never raises but for the caller's own callbacks."""
-        core = self._core(job)
-        try:
-            effect = next(core)
-            while True:
-                try:
-                    if isinstance(effect, _CallFunction):
-                        value: Any = self._function_sync(job, effect.step)
-                    else:
-                        value = self._send_sync(job, effect)
-                except BaseException as exc:
-                    effect = core.throw(exc)
+        core = _Stepper(self._core(job))
+        while (effect := core.effect) is not None:
+            try:
+                if isinstance(effect, _CallFunction):
+                    value: Any = self._function_sync(job, effect.step)
                 else:
-                    effect = core.send(value)
-        except StopIteration as done:
-            result: ToolCallResult = done.value
-            return result
+                    value = self._send_sync(job, effect)
+            except BaseException as exc:
+                core.throw(exc)
+            else:
+                core.send(value)
+        return core.result()
 
     async def arun(self, job: Job) -> ToolCallResult:
         """:meth:`run` on the event loop; nothing is sent from a thread."""
-        core = self._core(job)
-        try:
-            effect = next(core)
-            while True:
-                try:
-                    if isinstance(effect, _CallFunction):
-                        value: Any = await self._function_async(job, effect.step)
-                    else:
-                        value = await self._send_async(job, effect)
-                except BaseException as exc:
-                    effect = core.throw(exc)
+        core = _Stepper(self._core(job))
+        while (effect := core.effect) is not None:
+            try:
+                if isinstance(effect, _CallFunction):
+                    value: Any = await self._function_async(job, effect.step)
                 else:
-                    effect = core.send(value)
-        except StopIteration as done:
-            result: ToolCallResult = done.value
-            return result
+                    value = await self._send_async(job, effect)
+            except BaseException as exc:
+                core.throw(exc)
+            else:
+                core.send(value)
+        return core.result()
 
     def _send_sync(self, job: Job, send: _Send) -> RetryOutcome[Any]:
         transport = self.sync_transport()
