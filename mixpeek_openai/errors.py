@@ -173,6 +173,13 @@ class ResponseFailedError(LoopError):
         super().__init__(message, **kwargs)
 
 
+class ResponseDeadlineExceededError(ResponseFailedError):
+    """A background response was not done within ``deadline_s``; it was cancelled.
+
+    ``response`` is the last state seen (``cancelled`` once the cancel landed).
+    """
+
+
 class RunFailedError(LoopError):
     """An Assistants run ended without completing.
 
@@ -274,6 +281,7 @@ __all__ += [
     "LoopError",
     "MaxTurnsExceededError",
     "OutputTruncatedError",
+    "ResponseDeadlineExceededError",
     "ResponseFailedError",
     "RunCancelledError",
     "RunDeadlineExceededError",

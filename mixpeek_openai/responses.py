@@ -58,6 +58,7 @@ from .errors import (
     ContentFilteredError,
     MaxTurnsExceededError,
     OutputTruncatedError,
+    ResponseDeadlineExceededError,
     ResponseFailedError,
 )
 from .events import (
@@ -179,13 +180,6 @@ _LOOP_OPTIONS = frozenset(
         "clock",
     }
 )
-
-
-class ResponseDeadlineExceededError(ResponseFailedError):
-    """A background response was not done within ``deadline_s``; it was cancelled.
-
-    ``response`` is the last state seen (``cancelled`` once the cancel landed).
-    """
 
 
 def is_reasoning_model(model: str) -> bool:

@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 
-from mixpeek_openai.errors import ConfigurationError, OutputTruncatedError, ResponseFailedError
-from mixpeek_openai.responses import (
+from mixpeek_openai import responses
+from mixpeek_openai.errors import (
+    ConfigurationError,
+    LoopError,
+    OutputTruncatedError,
     ResponseDeadlineExceededError,
-    ResponsesResult,
-    arun_responses,
-    run_responses,
+    ResponseFailedError,
 )
+from mixpeek_openai.responses import ResponsesResult, arun_responses, run_responses
 from mixpeek_openai.testing import StubOpenAI
 from mixpeek_openai.tools import MixpeekTools
 
@@ -228,3 +230,10 @@ def test_configuration_mistakes(stub: StubOpenAI, tools: MixpeekTools) -> None:
     with pytest.raises(ConfigurationError, match="poll_interval_s"):
         run_responses(client, tools, model="gpt-4o", input="x", background=True, poll_interval_s=-1)
     assert stub.requests == []
+
+
+def test_the_deadline_error_is_a_typed_loop_error_where_the_others_are() -> None:
+    assert issubclass(ResponseDeadlineExceededError, ResponseFailedError)
+    assert issubclass(ResponseDeadlineExceededError, LoopError)
+    # Still importable from where it was first defined.
+    assert responses.ResponseDeadlineExceededError is ResponseDeadlineExceededError
