@@ -95,6 +95,9 @@ def kit(
             kwargs.setdefault("base_url", fake.base_url)
             super().__init__(api_key or fake.api_key, **kwargs)
 
+    # The Agents SDK exports traces to OpenAI unless told not to: offline, it is told.
+    agents = pytest.importorskip("agents")
+    agents.set_tracing_disabled(True)
     monkeypatch.setattr(openai, "OpenAI", KitOpenAI)
     monkeypatch.setattr(openai, "AsyncOpenAI", KitAsyncOpenAI)
     monkeypatch.setattr(mixpeek, "Mixpeek", KitMixpeek)
@@ -137,6 +140,8 @@ def test_every_python_block_runs(
     ran = [line for line, _, _ in run_blocks(fake, stub)]
 
     assert len(ran) >= 5
+    # Python shown under another fence name would escape this test.
+    assert not blocks("py") and not blocks("python3") and not blocks("pycon")
     fake_requests = fake.requests_for("execute")
     assert fake_requests  # the blocks really searched
     assert stub.requests  # and really called the (stand-in) model
