@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import importlib.metadata
 import json
@@ -500,6 +501,43 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+README_START = "<!-- benchmarks table: written by python -m benchmarks -->"
+README_END = "<!-- end of benchmarks table -->"
+
+
+def readme_table(figures: Sequence[Figure], machine: dict[str, Any], seconds: float) -> str:
+    """The README's summary of a full run: the table without the notes, and where it ran."""
+    lines = [
+        f"Measured on a {machine.get('cores')}-core {machine.get('cpu')} "
+        f"({machine.get('python')}), one run of {seconds:.0f} s; "
+        "`benchmarks/RESULTS.md` has the spread, the notes and the profiles.",
+        "",
+        "| # | Figure | Ours | Peers | Ratios | Goal | Met? |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for fig in figures:
+        cells = (fig.key, fig.title, fig.ours, fig.peers, fig.ratios, fig.goal, fig.verdict)
+        lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> bool:
+    """Put ``table`` between the README's benchmark markers; ``False`` if it has none."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    head = text[: start + len(README_START)]
+    readme.write_text(head + "\n" + table + "\n" + text[end:], encoding="utf-8")
+    return True
+
+
+def figures_from_json(payload: dict[str, Any]) -> list[Figure]:
+    """The figures of a ``results.json`` payload."""
+    names = {f.name for f in dataclasses.fields(Figure)}
+    return [Figure(**{k: v for k, v in f.items() if k in names}) for f in payload["figures"]]
 
 
 def write_outputs(

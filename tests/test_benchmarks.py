@@ -300,3 +300,16 @@ def test_update_replaces_only_the_figures_run(tmp_path: Path) -> None:
     assert [f["key"] for f in figures] == ["3", "5"]
     assert figures[0]["title"] != "stale three" and figures[1]["title"] == "old five"
     assert "old five" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_readme_table_is_the_committed_run() -> None:
+    """README's benchmark table is written from ``benchmarks/results.json`` by a full run."""
+    from benchmarks._report import README_END, README_START, figures_from_json, readme_table
+
+    root = Path(__file__).resolve().parent.parent
+    payload = json.loads((root / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    assert not payload["smoke"]
+    expected = readme_table(figures_from_json(payload), payload["machine"], payload["seconds"])
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = readme.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    assert shown == expected.strip(), "README's table is stale: run python -m benchmarks"
