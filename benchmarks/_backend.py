@@ -54,7 +54,6 @@ __all__ = [
     "realistic_loopback",
     "strict_arguments",
     "video_definition",
-    "widen_backlog",
 ]
 
 INPROC_HOST = "mixpeek.inproc"
@@ -240,27 +239,6 @@ def close_tools(tools: Any) -> None:
     close = getattr(tools, "close", None)
     if callable(close):
         close()
-
-
-def widen_backlog(fake: FakeMixpeek, backlog: int = 128) -> bool:
-    """Give the fake's listening socket a longer accept queue; True if it could.
-
-    ``socketserver`` listens with a backlog of 5 unless told otherwise: when more
-    connections than that arrive at once (16 concurrent fetches, a few hundred
-    conversations), the kernel drops the extra SYNs and those clients stall for the 1 s TCP
-    retransmission timeout. That measures the fake's accept queue, not the code under test.
-    Newer fakes set a larger queue themselves; this makes sure of it. Calling ``listen``
-    again on a listening socket only changes its backlog.
-    """
-    server = getattr(fake, "_server", None)
-    sock = getattr(server, "socket", None)
-    if sock is None:
-        return False
-    try:
-        sock.listen(backlog)
-    except OSError:
-        return False
-    return True
 
 
 def chat_call(call_id: str, name: str, arguments: Mapping[str, Any]) -> Any:
