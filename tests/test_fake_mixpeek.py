@@ -66,6 +66,25 @@ def _api_error(call: Callable[[], Any]) -> Any:
     pytest.fail("the call succeeded; an HTTP error was expected")
 
 
+class _HTTPError(Exception):
+    """A non-2xx answer to :func:`_api`, with the status and the decoded body."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.detail = detail
+
+
+def _api(fake: FakeMixpeek, method: str, path: str, body: Any = None) -> Any:
+    """An endpoint the mixpeek client has no public method for, called as the client would
+    (same headers, JSON body); the decoded body, or :class:`_HTTPError`."""
+    response = _raw(fake, method, path, body)
+    data = json.loads(response.data) if response.data else None
+    if response.status >= 400:
+        raise _HTTPError(response.status, data)
+    return data
+
+
 def _raw(
     fake: FakeMixpeek,
     method: str,
@@ -403,25 +422,28 @@ def test_execute_batch_and_its_limit(client: Mixpeek) -> None:
     assert error.detail["error"]["details"]["limits"]["max_queries"] == 16
 
 
-def test_explain_returns_a_plan(client: Mixpeek) -> None:
-    out = client._request(
-        "POST", "/retrievers/ret_product_demos/execute/explain", body={"inputs": {"query": "sso"}}
+def test_explain_returns_a_plan(client: Mixpeek, shared_fake: FakeMixpeek) -> None:
+    out = _api(
+        shared_fake,
+        "POST",
+        "/retrievers/ret_product_demos/execute/explain",
+        body={"inputs": {"query": "sso"}},
     )
     assert out["retriever_id"] == "ret_product_demos"
     assert out["total_estimated_stages"] == len(out["execution_plan"]) == 3
 
 
-def test_exploration_endpoints(client: Mixpeek) -> None:
+def test_exploration_endpoints(client: Mixpeek, shared_fake: FakeMixpeek) -> None:
     collections = client.collections.list()
     assert collections["total_count"] == 3
     assert client.collections.get("help-center-articles")["collection_id"] == "col_articles"
-    taxonomies = client._request("POST", "/taxonomies/list")
+    taxonomies = _api(shared_fake, "POST", "/taxonomies/list")
     assert {t["taxonomy_id"] for t in taxonomies["results"]} == {
         "tax_product_areas",
         "tax_doc_topics",
     }
     assert (
-        client._request("GET", "/clusters/demo-topic-clusters")["cluster_id"] == "clu_demo_topics"
+        _api(shared_fake, "GET", "/clusters/demo-topic-clusters")["cluster_id"] == "clu_demo_topics"
     )
     objects = client.buckets.list_objects("bkt_media", page_size=5)
     assert len(objects["results"]) == 5 and objects["pagination"]["next_cursor"]
@@ -461,7 +483,7 @@ def test_unknown_paths_and_ids_get_the_api_404_shape(
     client: Mixpeek, shared_fake: FakeMixpeek
 ) -> None:
     for call in (
-        lambda: client._request("GET", "/no/such/thing"),
+        lambda: _api(shared_fake, "GET", "/no/such/thing"),
         lambda: client.retrievers.get("ret_missing"),
         lambda: client.retrievers.execute("ret_missing", inputs={}),
         lambda: client.collections.get("col_missing"),
@@ -515,10 +537,10 @@ def test_unknown_paths_and_ids_get_the_api_404_shape(
     ],
 )
 def test_bad_execute_requests_are_refused_with_422(
-    client: Mixpeek, body: dict[str, Any], loc: list[Any]
+    client: Mixpeek, body: dict[str, Any], loc: list[Any], shared_fake: FakeMixpeek
 ) -> None:
     error = _api_error(
-        lambda: client._request("POST", "/retrievers/ret_product_demos/execute", body=body)
+        lambda: _api(shared_fake, "POST", "/retrievers/ret_product_demos/execute", body=body)
     )
     assert error.status == 422
     assert error.detail["error"]["type"] == "ValidationError"
@@ -563,20 +585,22 @@ def test_deeply_nested_inputs_are_checked(client: Mixpeek) -> None:
     assert error.status == 422
 
 
-def test_batch_and_list_bodies_are_checked(client: Mixpeek) -> None:
+def test_batch_and_list_bodies_are_checked(client: Mixpeek, shared_fake: FakeMixpeek) -> None:
     error = _api_error(
-        lambda: client._request(
+        lambda: _api(
+            shared_fake,
             "POST",
             "/retrievers/ret_catalog/execute/batch",
             body={"queries": [{"inputs": {"query": "a"}, "extra": 1}]},
         )
     )
     assert ["queries", 0, "extra"] in [e["loc"] for e in error.detail["error"]["details"]["errors"]]
-    error = _api_error(lambda: client._request("POST", "/collections/list", body={"serach": "x"}))
+    error = _api_error(lambda: _api(shared_fake, "POST", "/collections/list", body={"serach": "x"}))
     assert error.status == 422
 
 
-def _call_every_endpoint(client: Mixpeek) -> dict[str, Any]:
+def _call_every_endpoint(fake: FakeMixpeek) -> dict[str, Any]:
+    client = fake.client()
     return {
         "get_retriever": client.retrievers.get("ret_visual_moments"),
         "list_retrievers": client.retrievers.list(),
@@ -584,17 +608,17 @@ def _call_every_endpoint(client: Mixpeek) -> dict[str, Any]:
             "ret_product_demos", inputs={"query": "sso"}, explain=True, limit=3
         ),
         "execute_batch": client.retrievers.execute_batch("ret_catalog", queries=[{"query": "crm"}]),
-        "explain": client._request(
-            "POST", "/retrievers/ret_audio_clips/execute/explain", body={"inputs": {}}
+        "explain": _api(
+            fake, "POST", "/retrievers/ret_audio_clips/execute/explain", body={"inputs": {}}
         ),
         "list_collections": client.collections.list(),
         "get_collection": client.collections.get("col_product_demos"),
-        "list_taxonomies": client._request("POST", "/taxonomies/list", body={"search": "doc"}),
-        "get_taxonomy": client._request("GET", "/taxonomies/tax_product_areas"),
-        "list_clusters": client._request("POST", "/clusters/list"),
-        "get_cluster": client._request("GET", "/clusters/clu_podcast_themes"),
+        "list_taxonomies": _api(fake, "POST", "/taxonomies/list", body={"search": "doc"}),
+        "get_taxonomy": _api(fake, "GET", "/taxonomies/tax_product_areas"),
+        "list_clusters": _api(fake, "POST", "/clusters/list"),
+        "get_cluster": _api(fake, "GET", "/clusters/clu_podcast_themes"),
         "list_objects": client.buckets.list_objects("bkt_docs"),
-        "get_object": client._request("GET", "/buckets/bkt_docs/objects/obj_art_001"),
+        "get_object": _api(fake, "GET", "/buckets/bkt_docs/objects/obj_art_001"),
         "list_documents": client.documents.list("col_articles", page_size=50),
         "get_document": client.documents.get("col_articles", "doc_art_002"),
     }
@@ -602,7 +626,7 @@ def _call_every_endpoint(client: Mixpeek) -> dict[str, Any]:
 
 def test_every_response_validates_against_the_generated_models(shared_fake: FakeMixpeek) -> None:
     with FakeMixpeek(validate_responses=True) as checking:
-        responses = _call_every_endpoint(checking.client())
+        responses = _call_every_endpoint(checking)
         assert {r.status for r in checking.requests} == {200}
     assert set(responses) == set(ENDPOINTS)
     for endpoint, body in responses.items():

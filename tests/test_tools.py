@@ -12,6 +12,7 @@ from typing import Any
 
 import pydantic
 import pytest
+import urllib3
 from agents.strict_schema import ensure_strict_json_schema
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -453,6 +454,25 @@ def test_unknown_actions_raise_listing_valid_ones(fake: FakeMixpeek) -> None:
         MixpeekTools.from_retrievers(fake.client(), [], actions=["nope"])
 
 
+def _send(fake: FakeMixpeek, request: Any) -> Any:
+    """Send a tool's request as the mixpeek client would (its headers, a JSON body) and
+    return the decoded answer, asserting the API accepted it."""
+    response = urllib3.request(
+        request.method,
+        fake.base_url + request.path,
+        body=json.dumps(request.body).encode() if request.body is not None else None,
+        headers={
+            "Authorization": f"Bearer {fake.api_key}",
+            "X-Namespace": fake.namespace,
+            "Content-Type": "application/json",
+        },
+        retries=False,
+        timeout=5.0,
+    )
+    assert response.status == 200, (request.path, response.status, response.data[:300])
+    return json.loads(response.data)
+
+
 ACTION_ARGS: dict[str, dict[str, Any]] = {
     "search_retrievers": {"search": "demo"},
     "get_retriever": {"retriever_id": "ret_catalog"},
@@ -471,7 +491,7 @@ def test_every_namespace_action_builds_a_request_the_api_accepts(
     listing = {}
     for name in ("list_collections", "list_taxonomies", "list_clusters"):
         request = tools[name].to_request(tools[name].parse_arguments(ACTION_ARGS[name]))
-        listing[name] = client._request(request.method, request.path, body=request.body)
+        listing[name] = _send(fake, request)
     args = dict(ACTION_ARGS)
     args["get_collection"] = {
         "collection_id": listing["list_collections"]["results"][0]["collection_id"]
@@ -485,7 +505,7 @@ def test_every_namespace_action_builds_a_request_the_api_accepts(
         assert_strict_ok(tool.parameters())
         request = tool.to_request(tool.parse_arguments(args[tool.name]))
         assert request.idempotent
-        client._request(request.method, request.path, body=request.body)  # no error
+        _send(fake, request)  # accepted
     list_body = (
         tools["list_collections"]
         .to_request(tools["list_collections"].parse_arguments({"search": None, "limit": 999}))
@@ -522,7 +542,7 @@ def test_describe_answers_locally_and_explain_asks_the_api(
     request = explain.to_request(explain.parse_arguments(args))
     assert request.path == "/retrievers/ret_product_demos/execute/explain"
     assert request.body == {"inputs": {"query": "sso"}}
-    plan = fake.client()._request(request.method, request.path, body=request.body)
+    plan = _send(fake, request)
     assert plan
     # search tools come first, then per-retriever tools
     kinds = [t.kind for t in tools]
