@@ -53,7 +53,9 @@ def page_field_name(model: type[BaseModel]) -> str:
 def clamp_page_size(maximum: int, value: Any) -> Any:
     """An out-of-range page size is brought into range rather than refused: the model
     asked for "more" or "fewer", and the bound is the developer's, not its mistake."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    if isinstance(value, int):
         return max(1, min(value, maximum))
     return value
 
@@ -75,7 +77,9 @@ def offset_field_name(model: type[BaseModel], taken: set[str]) -> str:
 
 
 def _clamp_offset(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    if isinstance(value, int):
         return max(0, min(value, MAX_OFFSET))
     return value
 

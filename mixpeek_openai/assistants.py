@@ -52,6 +52,7 @@ from .errors import (
     ActiveRunError,
     ConfigurationError,
     LoopError,
+    MalformedReplyError,
     RunCancelledError,
     RunDeadlineExceededError,
     RunExpiredError,
@@ -224,12 +225,30 @@ class _Run:
 
 
 def _read_raw(state: _Run, raw: Any) -> Any:
-    """Parse a raw run response, remembering the server's suggested poll interval."""
+    """Parse a raw run response, remembering the server's suggested poll interval.
+
+    A body that is not a run (a proxy's HTML page, a run without id or status) raises
+    :class:`MalformedReplyError` and leaves the state as it was, so the cleanup still
+    knows which run to cancel.
+    """
     header = raw.headers.get("openai-poll-after-ms")
     if header is not None:
         with contextlib.suppress(ValueError):  # a malformed hint is just ignored
             state.header_interval_s = max(0.0, int(header) / 1000)
-    return raw.parse()
+    try:
+        run = raw.parse()
+    except ValueError:
+        run = None
+    if not (isinstance(getattr(run, "id", None), str) and run.id) or not isinstance(
+        getattr(run, "status", None), str
+    ):
+        raise MalformedReplyError(
+            "The API answered with something that is not a run (no id or status); the run "
+            "is cancelled.",
+            partial=run,
+            turns=state.turn,
+        )
+    return run
 
 
 def _message_text(message: Any) -> str:
@@ -292,7 +311,25 @@ def _submit_outputs(
 ) -> Core[list[ToolCallResult]]:
     """Execute the pending calls of a ``requires_action`` run and submit all outputs at once."""
     action = state.run.required_action
-    pending = list(action.submit_tool_outputs.tool_calls) if action is not None else []
+    submit = getattr(action, "submit_tool_outputs", None)
+    pending = list(getattr(submit, "tool_calls", None) or [])
+    if action is not None and (
+        getattr(action, "type", None) != "submit_tool_outputs"
+        or submit is None
+        or not all(
+            isinstance(getattr(c, "id", None), str)
+            and c.id
+            and getattr(c, "function", None) is not None
+            for c in pending
+        )
+    ):
+        raise MalformedReplyError(
+            "The run requires an action this loop cannot take (not submit_tool_outputs, or "
+            "a tool call without an id or function); the run is cancelled.",
+            partial=action,
+            calls=calls,
+            turns=state.turn,
+        )
     described = [(c.id, c.function.name, c.function.arguments) for c in pending]
     results = yield from run_tools(trace, state.turn, pending, described)
     calls.extend(results)

@@ -99,8 +99,12 @@ def _is_assistants_object(obj: Any) -> bool:
     return module.startswith("openai.types.beta")
 
 
-def _one_call(item: Any, default_style: CallStyle) -> ToolCall | None:
-    """A :class:`ToolCall` from one item, or ``None`` for items that are not calls."""
+def _one_call(item: Any, default_style: CallStyle, *, all_calls: bool = False) -> ToolCall | None:
+    """A :class:`ToolCall` from one item, or ``None`` for items that are not calls.
+
+    With ``all_calls`` (the items are a message's ``tool_calls`` or a run's required
+    action) every item is a call and gets an answer, even one without a ``function``.
+    """
     kind = _get(item, "type")
     if kind == "function_call":
         call_id = _get(item, "call_id")
@@ -117,7 +121,7 @@ def _one_call(item: Any, default_style: CallStyle) -> ToolCall | None:
             item_id=_get(item, "id"),
         )
     function = _get(item, "function")
-    if function is None and kind not in ("function", "custom"):
+    if function is None and kind not in ("function", "custom", None) and not all_calls:
         return None  # Responses items that are not function calls (messages, reasoning...)
     call_id = _get(item, "id")
     if not isinstance(call_id, str) or not call_id:
@@ -128,6 +132,8 @@ def _one_call(item: Any, default_style: CallStyle) -> ToolCall | None:
         )
     if function is not None:
         name, arguments = _get(function, "name"), _get(function, "arguments")
+    elif kind != "custom":
+        name, arguments = None, None  # answered as a call of a tool that does not exist
     else:
         # A Chat "custom" tool call still needs an answer (it will be an unknown tool).
         custom = _get(item, "custom")
@@ -141,9 +147,12 @@ def _one_call(item: Any, default_style: CallStyle) -> ToolCall | None:
     )
 
 
-def _unwrap(calls: Any) -> tuple[Any, CallStyle]:
-    """Find the list of calls inside a run / required_action / message / response."""
+def _unwrap(calls: Any) -> tuple[Any, CallStyle, bool]:
+    """Find the list of calls inside a run / required_action / message / response, and
+    whether every item in it is a call (``tool_calls`` lists are; Responses output and
+    plain lists may hold other items)."""
     style: CallStyle = "chat"
+    all_calls = False
     for _ in range(4):
         if calls is None or isinstance(calls, (list, tuple)):
             break
@@ -155,22 +164,22 @@ def _unwrap(calls: Any) -> tuple[Any, CallStyle]:
             calls, style = required, "assistants"
             continue
         if submit is not None:
-            calls, style = submit, "assistants"
+            calls, style, all_calls = submit, "assistants", True
             continue
         if _get(calls, "object") == "response" or (
             _get(calls, "output") is not None and isinstance(_get(calls, "output"), list)
         ):
-            return _get(calls, "output"), "responses"
+            return _get(calls, "output"), "responses", False
         if _get(calls, "object") == "thread.run":
-            return [], "assistants"  # a run that requires no action has nothing to answer
+            return [], "assistants", False  # a run that requires no action: nothing to answer
         inner = _get(calls, "tool_calls")
         if inner is not None or _get(calls, "role") == "assistant":
-            return inner or [], style
+            return inner or [], style, True
         if _get(calls, "type") is not None:
-            return [calls], style  # a single call
+            return [calls], style, False  # a single call
         break
     if calls is None:
-        return [], style
+        return [], style, all_calls
     # Pydantic models iterate over their fields, so only plain iterables are lists of calls.
     if (
         not isinstance(calls, Iterable)
@@ -181,7 +190,7 @@ def _unwrap(calls: Any) -> tuple[Any, CallStyle]:
             f"Cannot read tool calls from a {type(calls).__name__}; pass message.tool_calls, "
             "the Assistants run (or its required_action), or the Responses output items."
         )
-    return calls, style
+    return calls, style, all_calls
 
 
 def normalize_calls(calls: Any, *, style: CallStyle | None = None) -> list[ToolCall]:
@@ -194,10 +203,10 @@ def normalize_calls(calls: Any, *, style: CallStyle | None = None) -> list[ToolC
         ConfigurationError: ``calls`` is not something tool calls can be read from, or a
             call has no id (so no output could be matched to it).
     """
-    items, inferred = _unwrap(calls)
+    items, inferred, all_calls = _unwrap(calls)
     result: list[ToolCall] = []
     for item in items:
-        call = _one_call(item, style or inferred)
+        call = _one_call(item, style or inferred, all_calls=all_calls)
         if call is None:
             continue
         if style is not None and call.style != style:

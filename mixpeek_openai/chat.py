@@ -12,10 +12,11 @@ again with a new user message appended.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel
 from typing_extensions import TypedDict, Unpack
@@ -38,6 +39,7 @@ from ._loop import (
 from .errors import (
     ConfigurationError,
     ContentFilteredError,
+    MalformedReplyError,
     MaxTurnsExceededError,
     OutputTruncatedError,
 )
@@ -194,19 +196,66 @@ class _Reply:
         return message
 
 
-def _tool_call_dict(call: Any) -> dict[str, Any]:
-    if isinstance(call, Mapping):
-        function = call.get("function") or {}
-        call_id, name, arguments = call.get("id"), function.get("name"), function.get("arguments")
-    else:
-        function = getattr(call, "function", None)
-        call_id = getattr(call, "id", None)
-        name = getattr(function, "name", None)
-        arguments = getattr(function, "arguments", None)
+def _field(value: Any, name: str) -> Any:
+    """``value[name]`` or ``value.name`` (SDK objects and plain dicts alike), else ``None``."""
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def _as_text(arguments: Any) -> str:
+    """Tool-call arguments as the API takes them back: a string (some compatible servers
+    send a JSON object; it is written back as JSON text)."""
+    if arguments is None:
+        return ""
+    if isinstance(arguments, str):
+        return arguments
+    try:
+        return json.dumps(arguments, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(arguments)
+
+
+def _call_id(value: Any, fallback: str) -> str:
+    """The call's id; one of our own when the server sent none (or not a string), so
+    the call and its answer still match in the conversation."""
+    return value if isinstance(value, str) and value else fallback
+
+
+def _tool_call_dict(call: Any, fallback_id: str = "") -> dict[str, Any]:
+    """One tool call as the conversation keeps it (the shape the API takes back)."""
+    call_id = _call_id(_field(call, "id"), fallback_id)
+    if _field(call, "type") == "custom":
+        custom = _field(call, "custom")
+        return {
+            "id": call_id,
+            "type": "custom",
+            "custom": {
+                "name": str(_field(custom, "name") or ""),
+                "input": _as_text(_field(custom, "input")),
+            },
+        }
+    function = _field(call, "function")
     return {
-        "id": call_id or "",
+        "id": call_id,
         "type": "function",
-        "function": {"name": name or "", "arguments": arguments or ""},
+        "function": {
+            "name": str(_field(function, "name") or ""),
+            "arguments": _as_text(_field(function, "arguments")),
+        },
+    }
+
+
+def _dispatchable(call: dict[str, Any]) -> dict[str, Any]:
+    """The call as the dispatcher reads it: a custom tool call's input as its arguments,
+    so it gets the same answer as any call of a tool this loop does not have."""
+    if call["type"] != "custom":
+        return call
+    custom = call["custom"]
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": custom["name"], "arguments": custom["input"]},
     }
 
 
@@ -230,19 +279,36 @@ def _message_dict(message: Any) -> dict[str, Any]:
     )
 
 
-def _reply_from_completion(completion: ChatCompletion) -> _Reply:
-    if not completion.choices:
-        return _Reply(None, None, [], None, Usage.from_api(completion.usage), completion)
-    choice = completion.choices[0]
-    message = choice.message
+def _reply_from_completion(completion: Any, turn: int) -> _Reply:
+    """The first choice of a completion; a reply without one raises
+    :class:`MalformedReplyError` (its ``partial`` is the raw reply)."""
+    choices = _field(completion, "choices")
+    if not isinstance(choices, list) or not choices:
+        raise _Malformed("The API's reply has no choices", completion)
+    choice = choices[0]
+    message = _field(choice, "message")
+    if message is None:
+        raise _Malformed("The API's reply has a choice without a message", completion)
+    calls = _field(message, "tool_calls") or []
     return _Reply(
-        content=message.content,
-        refusal=getattr(message, "refusal", None),
-        tool_calls=[_tool_call_dict(c) for c in (message.tool_calls or [])],
-        finish_reason=choice.finish_reason,
-        usage=Usage.from_api(completion.usage),
-        completion=completion,
+        content=_field(message, "content"),
+        refusal=_field(message, "refusal"),
+        tool_calls=[_tool_call_dict(c, f"call_{turn}_{i}") for i, c in enumerate(calls)],
+        finish_reason=_field(choice, "finish_reason"),
+        usage=Usage.from_api(_field(completion, "usage")),
+        completion=cast("ChatCompletion", completion)
+        if isinstance(completion, BaseModel)
+        else None,
     )
+
+
+class _Malformed(Exception):
+    """Raised while reading a reply; the loop turns it into :class:`MalformedReplyError`
+    with the conversation so far."""
+
+    def __init__(self, message: str, partial: Any = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 def _stream_reply(call: ApiCall, trace: Trace, turn: int) -> Core[_Reply]:
@@ -263,48 +329,83 @@ def _stream_reply(call: ApiCall, trace: Trace, turn: int) -> Core[_Reply]:
             chunk = yield NextItem(handle)
             if chunk is END:
                 break
-            if getattr(chunk, "usage", None) is not None:
-                usage = chunk.usage
-            for choice in chunk.choices:
-                if choice.index != 0:
+            if _field(chunk, "usage") is not None:
+                usage = _field(chunk, "usage")
+            for choice in _field(chunk, "choices") or []:
+                if _field(choice, "index") not in (0, None):
                     continue
-                delta = choice.delta
-                if delta.content:
-                    text.append(delta.content)
-                    yield trace.emit(MessageEvent(turn, delta.content, delta=True))
-                if getattr(delta, "refusal", None):
-                    refusal.append(delta.refusal)
-                for fragment in delta.tool_calls or []:
-                    slot = slots.setdefault(
-                        fragment.index,
-                        {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
-                    )
-                    if fragment.id:
-                        slot["id"] = fragment.id
-                    if fragment.function is not None:
-                        if fragment.function.name and not slot["function"]["name"]:
-                            slot["function"]["name"] = fragment.function.name
-                        if fragment.function.arguments:
-                            slot["function"]["arguments"] += fragment.function.arguments
-                            yield trace.emit(
-                                ToolCallDeltaEvent(
-                                    turn,
-                                    slot["id"],
-                                    slot["function"]["name"],
-                                    fragment.function.arguments,
-                                )
-                            )
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
+                if _field(choice, "finish_reason"):
+                    finish_reason = _field(choice, "finish_reason")
+                delta = _field(choice, "delta")
+                if delta is None:
+                    continue
+                content = _field(delta, "content")
+                if content:
+                    text.append(content)
+                    yield trace.emit(MessageEvent(turn, content, delta=True))
+                if _field(delta, "refusal"):
+                    refusal.append(_field(delta, "refusal"))
+                for fragment in _field(delta, "tool_calls") or []:
+                    slot = _slot_for(slots, fragment)
+                    if _field(fragment, "type") == "custom":
+                        slot["type"] = "custom"
+                    function = _field(fragment, "function") or _field(fragment, "custom")
+                    name = _field(function, "name")
+                    # Names usually come whole in the first fragment; some servers split
+                    # them, others repeat them in every fragment.
+                    if isinstance(name, str) and name and name != slot["function"]["name"]:
+                        slot["function"]["name"] += name
+                    piece = _as_text(_field(function, "arguments") or _field(function, "input"))
+                    if piece:
+                        slot["function"]["arguments"] += piece
+                        yield trace.emit(
+                            ToolCallDeltaEvent(turn, slot["id"], slot["function"]["name"], piece)
+                        )
     finally:
         yield CloseStream(handle)
+    if finish_reason is None:
+        raise _Malformed(
+            "The stream ended before the model finished (no finish_reason)",
+            {"content": "".join(text) or None, "tool_calls": [slots[i] for i in sorted(slots)]},
+        )
+    calls = []
+    for i, key in enumerate(sorted(slots)):
+        slot = slots[key]
+        slot["id"] = _call_id(slot["id"], f"call_{turn}_{i}")
+        if slot.pop("type") == "custom":
+            function = slot["function"]
+            slot = {
+                "id": slot["id"],
+                "type": "custom",
+                "custom": {"name": function["name"], "input": function["arguments"]},
+            }
+        else:
+            slot["type"] = "function"
+        calls.append(slot)
     return _Reply(
         content="".join(text) if text else None,
         refusal="".join(refusal) if refusal else None,
-        tool_calls=[slots[i] for i in sorted(slots)],
+        tool_calls=calls,
         finish_reason=finish_reason,
         usage=Usage.from_api(usage),
     )
+
+
+def _slot_for(slots: dict[int, dict[str, Any]], fragment: Any) -> dict[str, Any]:
+    """Where a tool-call fragment goes: by its ``index``; without one (some compatible
+    servers), a fragment with a new id starts the next call, others continue the last."""
+    index, call_id = _field(fragment, "index"), _field(fragment, "id")
+    if not isinstance(index, int) or isinstance(index, bool):
+        last = slots[max(slots)] if slots else None
+        starts = last is None or (isinstance(call_id, str) and call_id and call_id != last["id"])
+        index = (max(slots) + 1 if slots else 0) if starts else max(slots)
+    slot = slots.get(index)
+    if slot is None:
+        slot = {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+        slots[index] = slot
+    if isinstance(call_id, str) and call_id and not slot["id"]:
+        slot["id"] = call_id
+    return slot
 
 
 def _chat_core(
@@ -373,12 +474,22 @@ def _chat_loop(
         if stream:
             kwargs["stream"] = True
             kwargs.setdefault("stream_options", {"include_usage": True})
-            reply = yield from _stream_reply(
-                ApiCall("chat.completions.create", kwargs), trace, turn
-            )
+            try:
+                reply = yield from _stream_reply(
+                    ApiCall("chat.completions.create", kwargs), trace, turn
+                )
+            except _Malformed as exc:
+                raise MalformedReplyError(
+                    f"{exc}; nothing in it was run.", partial=exc.partial, **failure_kwargs(turn)
+                ) from None
         else:
             completion = yield ApiCall("chat.completions.create", kwargs)
-            reply = _reply_from_completion(completion)
+            try:
+                reply = _reply_from_completion(completion, turn)
+            except _Malformed as exc:
+                raise MalformedReplyError(
+                    f"{exc}; nothing in it was run.", partial=exc.partial, **failure_kwargs(turn)
+                ) from None
         usage += reply.usage
 
         if reply.finish_reason == "length":
@@ -397,6 +508,13 @@ def _chat_loop(
         if reply.content and not stream:
             yield trace.emit(MessageEvent(turn, reply.content))
 
+        if not reply.tool_calls and reply.finish_reason == "tool_calls":
+            raise MalformedReplyError(
+                "The API's reply says the model called tools (finish_reason='tool_calls') "
+                "but carries no tool call; nothing was run.",
+                partial=reply.message(),
+                **failure_kwargs(turn),
+            )
         if not reply.tool_calls:
             history.append(reply.message())
             content = reply.content or ""
@@ -417,10 +535,11 @@ def _chat_loop(
             # unanswered tool calls) and report the exhausted budget.
             raise MaxTurnsExceededError(max_turns, **failure_kwargs(turn))
 
+        dispatched = [_dispatchable(c) for c in reply.tool_calls]
         described = [
-            (c["id"], c["function"]["name"], c["function"]["arguments"]) for c in reply.tool_calls
+            (c["id"], c["function"]["name"], c["function"]["arguments"]) for c in dispatched
         ]
-        results = yield from run_tools(trace, turn, reply.tool_calls, described)
+        results = yield from run_tools(trace, turn, dispatched, described)
         calls.extend(results)
         # One tool_call and one tool message per id, even if the model repeated an id.
         message = reply.message()

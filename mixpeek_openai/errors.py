@@ -158,6 +158,19 @@ class ContentFilteredError(LoopError):
         super().__init__(message, **kwargs)
 
 
+class MalformedReplyError(LoopError):
+    """The API sent a reply the loop cannot act on: no choice or message, a stream that
+    ended before the model finished, a reply that says it calls tools but carries none.
+
+    Nothing in the reply was run. ``partial`` holds what could be read of it (or ``None``);
+    ``messages`` / ``items`` are the conversation before it, valid to send again.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, **kwargs: Any) -> None:
+        self.partial = partial
+        super().__init__(message, **kwargs)
+
+
 class ResponseFailedError(LoopError):
     """A Responses API response ended ``failed`` or ``incomplete`` for a reason other than
     the output limit or the content filter, or the stream reported an error.
@@ -279,6 +292,7 @@ __all__ += [
     "ActiveRunError",
     "ContentFilteredError",
     "LoopError",
+    "MalformedReplyError",
     "MaxTurnsExceededError",
     "OutputTruncatedError",
     "ResponseDeadlineExceededError",

@@ -28,6 +28,7 @@ cancelled (``responses.cancel``) before the error propagates.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from ._loop import (
 from .errors import (
     ConfigurationError,
     ContentFilteredError,
+    MalformedReplyError,
     MaxTurnsExceededError,
     OutputTruncatedError,
     ResponseDeadlineExceededError,
@@ -251,7 +253,9 @@ def _replayable(item: Any) -> dict[str, Any]:
     * Everything else (hosted tool calls, user messages, outputs) is kept as it is.
     """
     if isinstance(item, BaseModel):
-        data = item.model_dump(mode="json", exclude_none=True)
+        # warnings=False: a server may put an object where the model declares a string
+        # (function_call arguments); it is written back as text below.
+        data = item.model_dump(mode="json", exclude_none=True, warnings=False)
     elif isinstance(item, Mapping):
         data = dict(item)
     else:
@@ -268,6 +272,11 @@ def _replayable(item: Any) -> dict[str, Any]:
     elif kind == "function_call":
         data.pop("id", None)
         data.pop("status", None)
+        # Input requires both as strings; some compatible servers send an object or null.
+        data["name"] = str(data.get("name") or "")
+        arguments = data.get("arguments")
+        if not isinstance(arguments, str):
+            data["arguments"] = "" if arguments is None else json.dumps(arguments)
     elif kind == "reasoning":
         data.pop("status", None)
     return data
@@ -293,7 +302,10 @@ def _stateless_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _response_text(response: Any) -> str:
-    text = getattr(response, "output_text", None)
+    try:
+        text = getattr(response, "output_text", None)
+    except (TypeError, AttributeError):  # the SDK's property on a garbled output
+        text = None
     if isinstance(text, str):
         return text
     parts = []
@@ -303,6 +315,33 @@ def _response_text(response: Any) -> str:
                 if _get(part, "type") == "output_text":
                     parts.append(_get(part, "text") or "")
     return "".join(parts)
+
+
+def _check_readable(response: Any, failure: dict[str, Any]) -> None:
+    """Refuse a response the loop cannot act on (no id, no output list, a message without
+    content parts) with :class:`MalformedReplyError`, before anything in it is run."""
+    problem = None
+    if not isinstance(_get(response, "id"), str):
+        problem = "has no id"
+    elif _get(response, "status") not in _PENDING:
+        output = _get(response, "output")
+        if not isinstance(output, list):
+            problem = "has no output list"
+        elif any(
+            _get(i, "type") == "message" and not isinstance(_get(i, "content"), list)
+            for i in output
+        ):
+            problem = "has a message without content"
+        elif any(
+            _get(i, "type") == "function_call"
+            and not (isinstance(_get(i, "call_id"), str) and _get(i, "call_id"))
+            for i in output
+        ):
+            problem = "has a function call without a call_id (no output could answer it)"
+    if problem is not None:
+        raise MalformedReplyError(
+            f"The API's response {problem}; nothing in it was run.", partial=response, **failure
+        )
 
 
 def _check_status(response: Any, failure: dict[str, Any]) -> None:
@@ -403,10 +442,16 @@ def _await_background(response: Any, wait: _Background, failure: dict[str, Any])
             now = yield Now()
             if now >= wait.deadline_at:
                 response = yield from _cancel(response)
+                status = _get(response, "status")
+                outcome = (
+                    "it was cancelled"
+                    if status == "cancelled"
+                    else "cancelling it did not succeed, so it may still be running"
+                )
                 raise ResponseDeadlineExceededError(
                     f"The background response {response.id} was not done within "
-                    f"{wait.deadline_s:g} s; it was cancelled (status "
-                    f"{_get(response, 'status')!r}). Raise deadline_s for longer work.",
+                    f"{wait.deadline_s:g} s; {outcome} (status {status!r}). Raise "
+                    "deadline_s for longer work.",
                     response=response,
                     **failure,
                 )
@@ -582,7 +627,9 @@ def _responses_loop(
         else:
             response = yield ApiCall("responses.create", kwargs)
             if background is not None:
+                _check_readable(response, failure(turn))
                 response = yield from _await_background(response, background, failure(turn))
+        _check_readable(response, failure(turn))
         usage += Usage.from_api(_get(response, "usage"))
         response_ids.append(response.id)
         previous_id = response.id

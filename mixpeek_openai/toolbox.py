@@ -60,19 +60,17 @@ _RESPONSES_HOSTED = frozenset(
         "web_search_2025_08_26",
         "web_search_preview",
         "web_search_preview_2025_03_11",
-        "computer",
-        "computer_use_preview",
         "mcp",
         "code_interpreter",
         "image_generation",
-        "local_shell",
-        "shell",
-        "apply_patch",
         "tool_search",
         "programmatic_tool_calling",
     }
 )
 _ASSISTANTS_HOSTED = frozenset({"code_interpreter", "file_search"})
+# Responses tools whose calls the caller's own code must carry out (a shell command, a
+# click, a patch) and answer with a ``*_call_output`` item: the loops cannot.
+_CALLER_RUN = frozenset({"computer", "computer_use_preview", "local_shell", "shell", "apply_patch"})
 _HOSTED: dict[Api, frozenset[str]] = {
     "chat": frozenset(),
     "responses": _RESPONSES_HOSTED,
@@ -413,6 +411,12 @@ def _check_hosted(tool: Mapping[str, Any], api: Api) -> None:
     kind = str(tool.get("type"))
     if kind in _HOSTED[api]:
         return
+    if kind in _CALLER_RUN:
+        raise ConfigurationError(
+            f"The hosted tool {kind!r} is run by your own code (the API asks for the action "
+            f"and waits for a {kind}_call_output item), which {_API_NAMES[api]} cannot do "
+            "for you. Remove it from the tools, or drive the Responses API yourself for it."
+        )
     takers = [name for other, name in _API_NAMES.items() if kind in _HOSTED[other]]
     where = (
         f"it is a tool of {' and '.join(takers)}"
