@@ -34,11 +34,12 @@ from mixpeek_openai.errors import (
     ContentFilteredError,
     MixpeekOpenAIError,
     OutputTruncatedError,
+    ResponseDeadlineExceededError,
     ResponseFailedError,
     RunDeadlineExceededError,
     RunExpiredError,
 )
-from mixpeek_openai.responses import ResponseDeadlineExceededError
+from mixpeek_openai.retries import ManualClock
 from mixpeek_openai.testing import FakeMixpeek, StubOpenAI
 from mixpeek_openai.testing._openapi import OpenAPIRequestChecker
 
@@ -361,19 +362,8 @@ def assistants(
     )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def assistant(server: Scripted, **kw: Any) -> Any:
-    clock = FakeClock()
+    clock = ManualClock()
     kw.setdefault("poll_interval_s", 1.0)
     return run_assistant(
         server.client(),
@@ -381,15 +371,15 @@ def assistant(server: Scripted, **kw: Any) -> Any:
         assistant_id="asst_1",
         message="hi",
         sleep=clock.sleep,
-        clock=clock,
+        clock=clock.now,
         **kw,
     )
 
 
 def respond(server: Scripted, tools: Any, **kw: Any) -> Any:
-    clock = FakeClock()
+    clock = ManualClock()
     return run_responses(
-        server.client(), tools, model="gpt-4o", input="hi", sleep=clock.sleep, clock=clock, **kw
+        server.client(), tools, model="gpt-4o", input="hi", sleep=clock.sleep, clock=clock.now, **kw
     )
 
 
@@ -1310,7 +1300,7 @@ def test_async_failing_background_retrieve_cancels_the_response(tools: MixpeekTo
 
     failing = httpx2.Response(404, json={"error": {"message": "nope", "type": "x"}})
     server = Scripted.responses(bg("queued"), retrieve=[failing], cancel=[bg("cancelled")])
-    clock = FakeClock()
+    clock = ManualClock()
 
     async def sleep(seconds: float) -> None:
         clock.sleep(seconds)
@@ -1325,7 +1315,7 @@ def test_async_failing_background_retrieve_cancels_the_response(tools: MixpeekTo
                 background=True,
                 poll_interval_s=1.0,
                 sleep=sleep,
-                clock=clock,
+                clock=clock.now,
             )
         )
     assert server.paths()[-1] == ("POST", "/responses/resp_bg/cancel")
@@ -1336,7 +1326,7 @@ def test_async_garbled_poll_is_typed_and_cancels_the_run(tools: MixpeekTools) ->
 
     html = httpx2.Response(200, content=b"<html>502</html>", headers={"content-type": "text/html"})
     server = assistants(run("queued"), [html, run("in_progress")])
-    clock = FakeClock()
+    clock = ManualClock()
 
     async def sleep(seconds: float) -> None:
         clock.sleep(seconds)
@@ -1349,7 +1339,7 @@ def test_async_garbled_poll_is_typed_and_cancels_the_run(tools: MixpeekTools) ->
                 assistant_id="asst_1",
                 message="hi",
                 sleep=sleep,
-                clock=clock,
+                clock=clock.now,
                 poll_interval_s=1.0,
                 deadline_s=5.0,
             )
