@@ -86,6 +86,9 @@ IfActiveRun = Literal["wait", "fail", "cancel"]
 ACTIVE_STATUSES = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 _DEFAULT_POLL_S = 1.0
+_MAX_HINTED_POLL_S = 10.0
+"""Longest wait between polls a server's ``openai-poll-after-ms`` hint can ask for: a
+bogus hint must not turn into a wait until the deadline."""
 _RESERVED = frozenset({"thread_id", "assistant_id", "stream"})
 
 
@@ -234,7 +237,7 @@ def _read_raw(state: _Run, raw: Any) -> Any:
     header = raw.headers.get("openai-poll-after-ms")
     if header is not None:
         with contextlib.suppress(ValueError):  # a malformed hint is just ignored
-            state.header_interval_s = max(0.0, int(header) / 1000)
+            state.header_interval_s = min(_MAX_HINTED_POLL_S, max(0.0, int(header) / 1000))
     try:
         run = raw.parse()
     except ValueError:

@@ -1137,6 +1137,25 @@ def test_garbage_poll_hints_are_ignored(tools: MixpeekTools, header: str) -> Non
     assert result.content == "final"
 
 
+def test_a_huge_poll_hint_is_capped(tools: MixpeekTools) -> None:
+    hinted = {"openai-poll-after-ms": "999999999"}
+    queued = httpx2.Response(200, json=run("queued"), headers=hinted)
+    server = assistants(queued, [httpx2.Response(200, json=run("completed"), headers=hinted)])
+    clock = ManualClock()
+    result = run_assistant(
+        server.client(),
+        tools,
+        assistant_id="asst_1",
+        message="hi",
+        poll_interval_s=None,
+        deadline_s=600.0,
+        sleep=clock.sleep,
+        clock=clock.now,
+    )
+    assert result.content == "final"
+    assert clock.sleeps and max(clock.sleeps) <= 10.0
+
+
 @pytest.mark.parametrize(
     "garbled",
     [
