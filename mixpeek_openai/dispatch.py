@@ -36,6 +36,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 _GRACE_S = 1.0  # how long past the deadline a batch waits for a worker (never needed)
+_SLICE_S = 0.2  # longest a waiting caller goes without looking for a pending Ctrl-C
 _THREAD_PREFIX = "mixpeek-openai-call"
 
 
@@ -115,9 +117,7 @@ class Dispatcher:
             executor.submit(contextvars.copy_context().run, pipeline.run, job) for job in jobs
         ]
         try:
-            done, _ = concurrent.futures.wait(
-                futures, timeout=pipeline.config.deadline_s + _GRACE_S
-            )
+            done = _wait_interruptibly(futures, pipeline.config.deadline_s + _GRACE_S)
             return [
                 _collected(future) if future in done else pipeline.overdue(job)
                 for job, future in zip(jobs, futures, strict=True)
@@ -262,6 +262,28 @@ def _original(exc: BaseException) -> BaseException:
     if isinstance(exc, CallbackFailed):
         return exc.error
     return exc
+
+
+def _wait_interruptibly(
+    futures: Sequence[concurrent.futures.Future[Any]], timeout: float
+) -> set[concurrent.futures.Future[Any]]:
+    """The futures done within ``timeout``, waited for in short slices.
+
+    A signal normally wakes the waiting thread at once, but one only flagged for Python
+    (``_thread.interrupt_main()``, a signal landing while the wait restarts) is acted on
+    when the thread next runs Python code: slices keep Ctrl-C prompt in every case.
+    """
+    deadline = time.monotonic() + timeout
+    pending = set(futures)
+    done: set[concurrent.futures.Future[Any]] = set()
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        finished, pending_now = concurrent.futures.wait(pending, timeout=min(left, _SLICE_S))
+        done |= finished
+        pending = set(pending_now)
+    return done
 
 
 def _cancel(jobs: Sequence[Job], futures: Sequence[concurrent.futures.Future[Any]]) -> None:

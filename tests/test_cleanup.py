@@ -10,6 +10,7 @@ thread per call.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import json
 import signal
@@ -168,15 +169,22 @@ def test_cancelling_arun_chat_closes_its_sockets(server: HostileServer) -> None:
 # -- after Ctrl-C -------------------------------------------------------------------------
 
 
-def _interrupt_main_when_held(server: HostileServer, count: int) -> threading.Thread:
+def _interrupt_main_when_held(
+    server: HostileServer, count: int, *, flag_only: bool = False
+) -> threading.Thread:
     """A thread that sends SIGINT to the main thread (as Ctrl-C would) once ``count``
-    executes are held at the server."""
+    executes are held at the server; with ``flag_only``, it only flags the interrupt for
+    Python (``_thread.interrupt_main``, as IDEs and embedding hosts do), which wakes no
+    blocked wait."""
     main = threading.main_thread().ident
     assert main is not None
 
     def interrupt() -> None:
         if server.wait_for_executes(count, timeout=5.0):
-            signal.pthread_kill(main, signal.SIGINT)
+            if flag_only:
+                _thread.interrupt_main()
+            else:
+                signal.pthread_kill(main, signal.SIGINT)
 
     thread = threading.Thread(target=interrupt, name="ctrl-c", daemon=True)
     thread.start()
@@ -200,6 +208,21 @@ def test_ctrl_c_in_a_sync_handle_closes_its_sockets(server: HostileServer) -> No
     interrupted_after = time.monotonic() - started
     interrupter.join(timeout=5)
     assert interrupted_after < 4.0, "handle waited for its deadline instead of stopping"
+    assert_nothing_left(server, 3)
+
+
+def test_an_interrupt_flagged_without_a_signal_stops_a_sync_batch(server: HostileServer) -> None:
+    server.execute = silent()
+    tools = build_tools(server, deadline_s=5.0)
+    calls = search_calls(tools, 3)
+    interrupter = _interrupt_main_when_held(server, 3, flag_only=True)
+    started = time.monotonic()
+
+    with pytest.raises(KeyboardInterrupt):
+        tools.handle(calls)
+
+    assert time.monotonic() - started < 4.0, "handle waited for its deadline instead of stopping"
+    interrupter.join(timeout=5)
     assert_nothing_left(server, 3)
 
 
