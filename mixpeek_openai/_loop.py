@@ -35,9 +35,8 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
-
-import typing_extensions
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
+from urllib.parse import urlencode
 
 from .errors import LoopError
 from .events import Event, EventHandler, ToolCallEvent, ToolResultEvent
@@ -55,6 +54,7 @@ __all__ = [
     "Effect",
     "Emit",
     "EventStream",
+    "HttpCall",
     "NextItem",
     "Now",
     "OpenStream",
@@ -72,13 +72,6 @@ __all__ = [
 
 R = TypeVar("R")
 T = TypeVar("T")
-
-# The header the SDK's own `.with_raw_response` sets to get headers back. We set it on the
-# *undeprecated* method because `.with_raw_response` wraps the deprecated one.
-try:
-    from openai._constants import RAW_RESPONSE_HEADER as _RAW_RESPONSE_HEADER
-except ImportError:  # pragma: no cover - guards against a private rename
-    _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 
 class ToolSet(Protocol):
@@ -117,8 +110,25 @@ class ApiCall:
     undeprecated: bool = False
     """Call the function under the SDK's ``@deprecated`` wrapper (no warning)."""
 
-    raw: bool = False
-    """Return the raw response (``.headers``, ``.parse()``) instead of the parsed model."""
+
+@dataclass(frozen=True)
+class HttpCall:
+    """Send one request with the client's generic public methods (``client.get`` /
+    ``client.post`` with ``cast_to=httpx2.Response``, as the SDK documents for endpoints
+    it has no method for); the result is the ``httpx2.Response``, headers included.
+
+    The Assistants loop reads the ``openai-poll-after-ms`` header this way: the SDK's own
+    ``with_raw_response`` would go through the deprecated methods, which warn.
+    """
+
+    method: Literal["get", "post"]
+    path: str
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with the client's own default headers (authentication included)."""
+
+    query: dict[str, Any] = field(default_factory=dict)
+    timeout: Any = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +178,7 @@ class Emit:
     event: Event
 
 
-Effect = ApiCall | OpenStream | NextItem | CloseStream | Dispatch | Sleep | Now | Emit
+Effect = ApiCall | HttpCall | OpenStream | NextItem | CloseStream | Dispatch | Sleep | Now | Emit
 """Everything a loop core can ask its driver to do."""
 
 Core = Generator[Effect, Any, R]
@@ -193,24 +203,10 @@ class _StreamHandle:
 # --- deprecation-free calls -------------------------------------------------------------
 
 
-def _deprecation_wrapper_code() -> Any:
-    def probe() -> None:
-        return None
-
-    return getattr(typing_extensions.deprecated("probe")(probe), "__code__", None)
-
-
-_DEPRECATION_CODE = _deprecation_wrapper_code()
-
-
 def _is_deprecation_wrapper(func: Any) -> bool:
-    code = getattr(func, "__code__", None)
-    if code is None or _DEPRECATION_CODE is None:
-        return False
-    return code is _DEPRECATION_CODE or (
-        code.co_name == _DEPRECATION_CODE.co_name
-        and code.co_filename == _DEPRECATION_CODE.co_filename
-    )
+    """Whether ``func`` is a ``@deprecated`` wrapper: PEP 702 has the decorator set
+    ``__deprecated__`` on what it returns, and ``functools.wraps`` sets ``__wrapped__``."""
+    return "__deprecated__" in getattr(func, "__dict__", {}) and hasattr(func, "__wrapped__")
 
 
 def _undeprecated(method: Any) -> Any:
@@ -243,13 +239,21 @@ def _bind(client: Any, call: ApiCall) -> tuple[Callable[..., Any], dict[str, Any
         target = getattr(target, part)
     if call.undeprecated:
         target = _undeprecated(target)
-    kwargs = dict(call.kwargs)
-    if call.raw:
-        kwargs["extra_headers"] = {
-            **(kwargs.get("extra_headers") or {}),
-            _RAW_RESPONSE_HEADER: "true",
-        }
-    return target, kwargs
+    return target, dict(call.kwargs)
+
+
+def _send_http(client: Any, call: HttpCall) -> Any:
+    """Start ``call`` on ``client`` (the response, or its awaitable on an async client)."""
+    import httpx2
+
+    options: dict[str, Any] = {"default_headers": call.headers}
+    if call.timeout is not None:
+        options["timeout"] = call.timeout
+    target = client.with_options(**options)
+    path = call.path + (f"?{urlencode(call.query, doseq=True)}" if call.query else "")
+    if call.method == "get":
+        return target.get(path, cast_to=httpx2.Response)
+    return target.post(path, cast_to=httpx2.Response, body=call.body)
 
 
 # --- performers: the only I/O -----------------------------------------------------------
@@ -272,6 +276,8 @@ class _SyncPerformer:
         if isinstance(effect, ApiCall):
             method, kwargs = _bind(self._client, effect)
             return method(**kwargs)
+        if isinstance(effect, HttpCall):
+            return _send_http(self._client, effect)
         if isinstance(effect, OpenStream):
             method, kwargs = _bind(self._client, effect.call)
             stream = method(**kwargs)
@@ -315,6 +321,8 @@ class _AsyncPerformer:
             result = method(**kwargs)
             # Paginated list methods return an awaitable paginator, not a coroutine.
             return await result if inspect.isawaitable(result) else result
+        if isinstance(effect, HttpCall):
+            return await _send_http(self._client, effect)
         if isinstance(effect, OpenStream):
             method, kwargs = _bind(self._client, effect.call)
             stream = method(**kwargs)

@@ -28,7 +28,9 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
+import pydantic
 from typing_extensions import TypedDict, Unpack
 
 from ._loop import (
@@ -38,6 +40,7 @@ from ._loop import (
     CloseStream,
     Core,
     EventStream,
+    HttpCall,
     NextItem,
     Now,
     OpenStream,
@@ -239,19 +242,59 @@ def _read_raw(state: _Run, raw: Any) -> Any:
         with contextlib.suppress(ValueError):  # a malformed hint is just ignored
             state.header_interval_s = min(_MAX_HINTED_POLL_S, max(0.0, int(header) / 1000))
     try:
-        run = raw.parse()
+        run = _run_from(raw.json())
     except ValueError:
         run = None
-    if not (isinstance(getattr(run, "id", None), str) and run.id) or not isinstance(
-        getattr(run, "status", None), str
-    ):
+    if run is None:
         raise MalformedReplyError(
             "The API answered with something that is not a run (no id or status); the run "
             "is cancelled.",
-            partial=run,
+            partial=raw.text[:500],
             turns=state.turn,
         )
     return run
+
+
+def _run_from(data: Any) -> Any:
+    """``data`` as a ``Run``, or ``None`` when it is not one (no id or status)."""
+    from openai.types.beta.threads import Run
+
+    if not isinstance(data, dict) or not data.get("id") or not isinstance(data.get("status"), str):
+        return None
+    try:
+        return Run.model_validate(data)
+    except pydantic.ValidationError:
+        return None
+
+
+_BETA = {"OpenAI-Beta": "assistants=v2"}
+"""The header the Assistants endpoints require (the SDK's methods add it themselves)."""
+
+# Options of the SDK's methods that are not body fields.
+_REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
+
+
+def _http(path: str, kwargs: dict[str, Any], *, drop: tuple[str, ...] = ()) -> HttpCall:
+    """A POST of ``kwargs`` (SDK method keyword arguments) to ``path``, read raw."""
+    body = {k: v for k, v in kwargs.items() if k not in _REQUEST_OPTIONS and k not in drop}
+    query = dict(kwargs.get("extra_query") or {})
+    if "include" in body:  # a query parameter of runs.create
+        query["include[]"] = body.pop("include")
+    return HttpCall(
+        "post",
+        path,
+        body={**body, **(kwargs.get("extra_body") or {})},
+        headers={**_BETA, **(kwargs.get("extra_headers") or {})},
+        query=query,
+        timeout=kwargs.get("timeout"),
+    )
+
+
+def _run_path(thread_id: str, run_id: str | None = None, action: str = "") -> str:
+    path = f"/threads/{quote(thread_id, safe='')}/runs"
+    if run_id is not None:
+        path += f"/{quote(run_id, safe='')}"
+    return path + (f"/{action}" if action else "")
 
 
 def _message_text(message: Any) -> str:
@@ -262,13 +305,8 @@ def _message_text(message: Any) -> str:
     return "".join(parts)
 
 
-def _retrieve(thread_id: str, run_id: str) -> ApiCall:
-    return ApiCall(
-        "beta.threads.runs.retrieve",
-        {"thread_id": thread_id, "run_id": run_id},
-        undeprecated=True,
-        raw=True,
-    )
+def _retrieve(thread_id: str, run_id: str) -> HttpCall:
+    return HttpCall("get", _run_path(thread_id, run_id), headers=_BETA)
 
 
 def _wait_until(state: _Run, run: Any, until: float, stop: frozenset[str]) -> Core[Any]:
@@ -294,14 +332,7 @@ def _cancel_and_confirm(state: _Run, run: Any, timeout_s: float) -> Core[Any]:
     try:
         run = _read_raw(
             state,
-            (
-                yield ApiCall(
-                    "beta.threads.runs.cancel",
-                    {"thread_id": state.thread_id, "run_id": run.id},
-                    undeprecated=True,
-                    raw=True,
-                )
-            ),
+            (yield HttpCall("post", _run_path(state.thread_id, run.id, "cancel"), headers=_BETA)),
         )
     except Exception:
         run = _read_raw(state, (yield _retrieve(state.thread_id, run.id)))
@@ -361,11 +392,10 @@ def _submit_outputs(
             state.run = _read_raw(
                 state,
                 (
-                    yield ApiCall(
-                        "beta.threads.runs.submit_tool_outputs",
+                    yield _http(
+                        _run_path(state.thread_id, state.run_id, "submit_tool_outputs"),
                         kwargs,
-                        undeprecated=True,
-                        raw=True,
+                        drop=("thread_id", "run_id"),
                     )
                 ),
             )
@@ -530,7 +560,7 @@ def _assistant_loop(
         else:
             state.run = _read_raw(
                 state,
-                (yield ApiCall("beta.threads.runs.create", create, undeprecated=True, raw=True)),
+                (yield _http(_run_path(thread_id), create, drop=("thread_id",))),
             )
             yield from _drive_polling(state, trace, calls)
     except _DeadlinePassed:
