@@ -39,25 +39,37 @@ def wire_names(model: type[BaseModel]) -> dict[str, str]:
     return {(info.alias or name): name for name, info in model.model_fields.items()}
 
 
-def page_field_name(model: type[BaseModel]) -> str:
-    used = set(model.model_fields) | set(wire_names(model))
-    for candidate in PAGE_FIELD_CANDIDATES:
+def _free_name(used: set[str], candidates: tuple[str, ...], stem: str) -> str:
+    """The first of ``candidates`` not in ``used``, else ``<stem>_2``, ``<stem>_3``, ..."""
+    for candidate in candidates:
         if candidate not in used:
             return candidate
     n = 2
-    while f"limit_{n}" in used:
+    while f"{stem}_{n}" in used:
         n += 1
-    return f"limit_{n}"
+    return f"{stem}_{n}"
+
+
+def page_field_name(model: type[BaseModel]) -> str:
+    """A name for the page-size argument that no input already uses."""
+    used = set(model.model_fields) | set(wire_names(model))
+    return _free_name(used, PAGE_FIELD_CANDIDATES, "limit")
+
+
+def _clamp(low: int, high: int, value: Any) -> Any:
+    """A whole number brought into ``[low, high]`` rather than refused (the bound is the
+    developer's, not the model's mistake); ``true``/``false`` refused (not numbers here)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    if isinstance(value, int):
+        return max(low, min(value, high))
+    return value
 
 
 def clamp_page_size(maximum: int, value: Any) -> Any:
     """An out-of-range page size is brought into range rather than refused: the model
     asked for "more" or "fewer", and the bound is the developer's, not its mistake."""
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number, not true or false")
-    if isinstance(value, int):
-        return max(1, min(value, maximum))
-    return value
+    return _clamp(1, maximum, value)
 
 
 def page_size_type(max_page_size: int) -> Any:
@@ -67,21 +79,7 @@ def page_size_type(max_page_size: int) -> Any:
 def offset_field_name(model: type[BaseModel], taken: set[str]) -> str:
     """A name for the offset argument that no input (nor ``taken``) already uses."""
     used = set(model.model_fields) | set(wire_names(model)) | taken
-    for candidate in _OFFSET_FIELD_CANDIDATES:
-        if candidate not in used:
-            return candidate
-    n = 2
-    while f"offset_{n}" in used:
-        n += 1
-    return f"offset_{n}"
-
-
-def _clamp_offset(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number, not true or false")
-    if isinstance(value, int):
-        return max(0, min(value, MAX_OFFSET))
-    return value
+    return _free_name(used, _OFFSET_FIELD_CANDIDATES, "offset")
 
 
 def with_paging(
@@ -103,7 +101,7 @@ def with_paging(
     }
     if offset_field is not None:
         definitions[offset_field] = (
-            Annotated[int | None, BeforeValidator(_clamp_offset)],
+            Annotated[int | None, BeforeValidator(partial(_clamp, 0, MAX_OFFSET))],
             Field(
                 default=None,
                 ge=0,
