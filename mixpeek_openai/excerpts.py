@@ -147,31 +147,45 @@ class Passage:
         return cut(self.text, self.start, chars)
 
 
-def _hits(text: str, terms: tuple[str, ...]) -> list[tuple[int, str]]:
-    """Where query words start words of ``text`` (in order), at most :data:`_MAX_HITS`."""
-    searched = text[:_SEARCHED_CHARS]
+def _hits(text: str, terms: tuple[str, ...]) -> tuple[list[tuple[int, str]], int]:
+    """Where query words start words of ``text`` (in order, at most :data:`_MAX_HITS`),
+    and how many distinct words they are."""
+    searched = text if len(text) <= _SEARCHED_CHARS else text[:_SEARCHED_CHARS]
     if not searched.isascii():
         # Lower-casing may change the length of non-ASCII text: let the regex find them.
         matches = _pattern(terms).finditer(searched)
-        return [(m.start(), m.group(0).lower()) for m in itertools.islice(matches, _MAX_HITS)]
+        found = [(m.start(), m.group(0).lower()) for m in itertools.islice(matches, _MAX_HITS)]
+        return found, len({w for _, w in found})
     low = searched.lower()
-    found: list[tuple[int, str]] = []
+    find = low.find
+    found = []
+    distinct = 0
     for term in terms:
-        at = low.find(term)
+        at = find(term)
+        if at < 0:
+            continue
+        before = len(found)
         while at >= 0:
             if at == 0 or not low[at - 1].isalnum():
                 found.append((at, term))
-            at = low.find(term, at + len(term))
-    if len(found) > 1:
-        found.sort()
-    return found[:_MAX_HITS]
+            at = find(term, at + len(term))
+        if len(found) > before:
+            distinct += 1
+    if distinct > 1:
+        found.sort()  # each word's hits are in order already
+    if len(found) > _MAX_HITS:
+        found = found[:_MAX_HITS]
+        distinct = len({w for _, w in found})
+    return found, distinct
 
 
-def _best_window(hits: list[tuple[int, str]], chars: int) -> int:
+def _best_window(hits: list[tuple[int, str]], distinct: int, chars: int) -> int:
     """Where the ``chars``-wide window holding the most distinct query words starts (the
     earliest of the best)."""
-    distinct = len({w for _, w in hits})
-    best_at, best_key = hits[0][0], (0, 0)
+    best_at = hits[0][0]
+    if hits[-1][0] < best_at + chars:
+        return best_at  # the first window holds every hit
+    best_key = (0, 0)
     words: dict[str, int] = {}
     j, count = 0, len(hits)
     for i, (at, word) in enumerate(hits):
@@ -204,19 +218,20 @@ def best_passage(texts: Sequence[str], terms: tuple[str, ...], chars: int) -> Pa
                     return Passage(text, 0)
                 first = first or text
         return Passage(first, 0) if first else None
-    best, best_hits = "", []
+    best, best_hits, best_distinct = "", [], 0
     best_key: tuple[int, bool, int, int] | None = None
     for rank, text in enumerate(texts):
         if not text or text.isspace():
             continue
-        hits = _hits(text, terms)
-        key = (len({w for _, w in hits}), len(text) >= chars, len(hits), -rank)
+        hits, distinct = _hits(text, terms)
+        key = (distinct, len(text) >= chars, len(hits), -rank)
         if best_key is None or key > best_key:
-            best, best_hits, best_key = text, hits, key
+            best, best_hits, best_distinct, best_key = text, hits, distinct, key
     if best_key is None:
         return None
-    start = _start_near(best, _best_window(best_hits, chars), chars) if best_hits else 0
-    return Passage(best, start)
+    if not best_hits:
+        return Passage(best, 0)
+    return Passage(best, _start_near(best, _best_window(best_hits, best_distinct, chars), chars))
 
 
 def space_before(text: str, floor: int, at: int) -> int:
@@ -289,7 +304,10 @@ def cut(text: str, start: int, chars: int) -> str:
     else:
         end = _end_near(text, start + chars, start)
         piece, tail = text[start:end], MARKER
-    piece = " ".join(piece.split())
+    if "  " in piece or not piece.isprintable():
+        piece = " ".join(piece.split())  # collapse runs, newlines and other whitespace
+    else:
+        piece = piece.strip(" ")  # the only whitespace printable text holds is " "
     if tail:
         piece = close(piece.rstrip(",;:-–—"))
     return strip_signed(lead + piece)

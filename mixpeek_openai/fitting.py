@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from mixpeek_openai.tokens import TokenCounter, estimate_tokens, exact_counter
 
-__all__ = ["MAX_EXACT_COUNTS", "PICK_SCALE", "Budget", "fit_prefix"]
+__all__ = ["MAX_EXACT_COUNTS", "MAX_FALLBACK_COUNTS", "PICK_SCALE", "Budget", "fit_prefix"]
 
 PICK_SCALE = 0.95
 """cl100k tokens per estimated token that picks use: above the 0.82-0.93 measured on
@@ -22,6 +22,10 @@ realistic search outputs (benchmarks, figure 3), so a pick rarely needs a second
 
 MAX_EXACT_COUNTS = 3
 """Exact counts one output may take when the estimate keeps missing."""
+
+MAX_FALLBACK_COUNTS = 4
+"""Further counts a custom counter (no byte bound to fall back on) may take to shorten
+the pick; past them, only the empty prefix is tried."""
 
 
 class Budget:
@@ -100,7 +104,10 @@ def fit_prefix(
         text = render(k)
         return (k, text) if budget.proven(text) else None
     while k >= 0:
+        if budget.counts >= MAX_EXACT_COUNTS + MAX_FALLBACK_COUNTS:
+            k = 0  # out of counts: the empty prefix is the last thing to try
         text = render(k)
+        budget.counts += 1
         if budget.count(text) <= budget.limit:
             return k, text
         k = k // 2 if k > 1 else k - 1

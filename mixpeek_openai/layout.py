@@ -19,7 +19,7 @@ without rendering the page again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -29,18 +29,13 @@ Layout: TypeAlias = Literal["columns", "objects"]
 LAYOUTS: tuple[Layout, ...] = ("columns", "objects")
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal and of the same type (``1``, ``1.0`` and ``True`` are different values here)."""
-    return type(a) is type(b) and a == b
-
-
 @dataclass(frozen=True)
 class Page:
     """Documents' cells under column names, with the values they all share taken out."""
 
     shared: dict[str, Any]
     columns: tuple[str, ...]
-    rows: list[list[Any]]
+    rows: list[tuple[Any, ...]]
 
     def documents(self, layout: Layout) -> list[Any]:
         """The rows as the layout writes them: arrays of cells, or objects without the
@@ -53,29 +48,32 @@ class Page:
             ]
         return self.rows
 
-    def row_texts(self, layout: Layout, to_json: Callable[[Any], str]) -> list[str]:
-        """Each row as JSON (see :meth:`documents`), to fit a prefix of them."""
-        return [to_json(row) for row in self.documents(layout)]
 
-
-def hoist(columns: Sequence[str], rows: list[list[Any]]) -> Page:
-    """A :class:`Page` of ``rows``: columns no row has dropped; with two rows or more, a
-    column whose value is the same in every row moved to ``shared``."""
-    keep: list[int] = []
+def hoist(names: Sequence[str], columns: Sequence[list[Any]]) -> Page:
+    """A :class:`Page` of cells given column by column (``columns[i]`` holds every
+    document's value for ``names[i]``): columns no document has dropped; with two documents
+    or more, a column whose value is the same in every document moved to ``shared``."""
+    count = len(columns[0]) if columns else 0
     shared: dict[str, Any] = {}
-    several = len(rows) > 1
-    for i, name in enumerate(columns):
-        first = rows[0][i] if rows else None
-        if several and first is not None and _same(rows[1][i], first):
+    kept_names: list[str] = []
+    kept: list[list[Any]] = []
+    for name, values in zip(names, columns, strict=True):
+        if not count:
+            continue
+        first = values[0]
+        if first is None:
+            if values.count(None) == count:
+                continue  # no document has it
+        elif count > 1 and values.count(first) == count:
+            # Equal is not enough: 1, 1.0 and True are different values here.
             kind = type(first)
-            if all(type(r[i]) is kind and r[i] == first for r in rows):
+            if all(type(v) is kind for v in values):
                 shared[name] = first
                 continue
-        if first is not None or any(r[i] is not None for r in rows):
-            keep.append(i)
-    if len(keep) == len(columns):
-        return Page(shared, tuple(columns), rows)
-    return Page(shared, tuple(columns[i] for i in keep), [[r[i] for i in keep] for r in rows])
+        kept_names.append(name)
+        kept.append(values)
+    rows = list(zip(*kept, strict=True)) if kept else [()] * count
+    return Page(shared, tuple(kept_names), rows)
 
 
 def assemble(fields: Sequence[tuple[str, str]]) -> str:

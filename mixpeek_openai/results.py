@@ -302,19 +302,6 @@ def _field(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=256)
-def _columns(projection: tuple[str, ...] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The projected columns with their dotted parts (ids and score come first anyway)."""
-    fields = projection if projection is not None else DEFAULT_FIELDS
-    seen = {*_ID_FIELDS, "score"}
-    out = []
-    for path in fields:
-        if path not in seen:
-            seen.add(path)
-            out.append((path, tuple(path.split("."))))
-    return tuple(out)
-
-
 # -- search responses -------------------------------------------------------------------------
 
 
@@ -326,25 +313,68 @@ def _documents_of(raw: Mapping[str, Any]) -> list[Any]:
     return []
 
 
-def _passage(doc: Mapping[str, Any], terms: tuple[str, ...], chars: int) -> excerpts.Passage | None:
+@dataclass(frozen=True)
+class _Plan:
+    """What is taken from each document, worked out once per projection and query."""
+
+    names: tuple[str, ...]
+    """Every column, in order: ids, score, the projected fields, ``value``."""
+    fields: tuple[tuple[int, tuple[str, ...]], ...]
+    """Projected fields looked up as they are (column, dotted parts)."""
+    title_at: int
+    """The ``title`` column found by :data:`TITLE_FIELDS` (-1: none)."""
+    excerpt_at: int
+    """The ``excerpt`` column (-1: none)."""
+    value_at: int
+    """Where entries that are not objects go."""
+    terms: tuple[str, ...]
+    """The query's words the excerpts look for."""
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(projection: tuple[str, ...] | None, query: str | None) -> _Plan:
+    fields = projection if projection is not None else DEFAULT_FIELDS
+    names = [*_ID_FIELDS, "score"]
+    for path in fields:
+        if path not in names:
+            names.append(path)
+    if "value" not in names:
+        names.append("value")
+    excerpt_at = names.index("excerpt") if "excerpt" in names[3:] else -1
+    title_at = names.index("title") if projection is None and "title" in names[3:] else -1
+    looked_up = tuple(
+        (i, tuple(name.split(".")))
+        for i, name in enumerate(names[3:], 3)
+        if i not in (excerpt_at, title_at) and (name != "value" or "value" in fields)
+    )
+    terms = excerpts.query_terms(query) if excerpt_at >= 0 else ()
+    return _Plan(tuple(names), looked_up, title_at, excerpt_at, names.index("value"), terms)
+
+
+def _texts(doc: Mapping[str, Any]) -> list[str]:
+    """The document's text fields an excerpt may come from, in order of preference."""
     fields = excerpts.TEXT_FIELDS
-    texts = [v for v in [doc[k] for k in fields if k in doc] if isinstance(v, str)]
+    texts = [v for k in fields if k in doc and isinstance(v := doc[k], str)]
     metadata = doc.get("metadata")
     if isinstance(metadata, _MAPPING) and metadata:
         texts += [
             v
-            for v in [metadata[k] for k in fields if k in metadata and k not in doc]
-            if isinstance(v, str)
+            for k in fields
+            if k in metadata and k not in doc and isinstance(v := metadata[k], str)
         ]
-    return excerpts.best_passage(texts, terms, chars) if texts else None
+    return texts
 
 
 def _title(doc: Mapping[str, Any], options: ShapeOptions) -> Any:
-    metadata = doc.get("metadata")
-    for source in (doc, metadata):
+    for source in (doc, doc.get("metadata")):
         if isinstance(source, _MAPPING):
-            for value in [source[k] for k in TITLE_FIELDS if k in source]:
-                if value is not None and value != "":
+            for name in TITLE_FIELDS:
+                if name in source:
+                    value = source[name]
+                    if value is None or value == "":
+                        continue
+                    if type(value) is str and len(value) <= _MAX_ID_CHARS and "://" not in value:
+                        return value  # what _compact would return, without the checks
                     return _compact(value, options, _MAX_ID_CHARS, 5, 1)
     return None
 
@@ -357,74 +387,74 @@ def _id(value: Any) -> Any:
     return None
 
 
-class _Columns:
-    """What is taken from each document, worked out once per output."""
-
-    __slots__ = ("excerpt_at", "fields", "names", "options", "terms", "title_at")
-
-    def __init__(self, options: ShapeOptions) -> None:
-        self.options = options
-        self.fields = _columns(options.projection)
-        names = [*_ID_FIELDS, "score", *(name for name, _ in self.fields)]
-        if "value" not in names:
-            names.append("value")  # where entries that are not objects go
-        self.names = names
-        positions = {name: 3 + i for i, (name, _) in enumerate(self.fields)}
-        self.excerpt_at = positions.get("excerpt", -1)
-        self.title_at = positions.get("title", -1) if options.projection is None else -1
-        self.terms = excerpts.query_terms(options.query) if self.excerpt_at >= 0 else ()
+def _score(value: Any, digits: int) -> float | None:
+    if isinstance(value, float):
+        return round(value, digits) if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = _number(value)
+        return None if number is None else round(float(number), digits)
+    return None
 
 
-class _Document:
-    """One document's cells, with its excerpt cut at whatever length the budget allows."""
+class _Cells:
+    """The documents' cells, column by column, with each excerpt's passage kept so the
+    excerpt can be cut at whatever length the budget allows."""
 
-    __slots__ = ("cells", "excerpt_at", "passage")
+    __slots__ = ("columns", "names", "passages", "plan")
 
-    def __init__(self, doc: Any, columns: _Columns) -> None:
-        options = columns.options
-        self.passage: excerpts.Passage | None = None
-        self.excerpt_at = columns.excerpt_at
-        cells: list[Any] = [None] * len(columns.names)
-        self.cells = cells
-        if not isinstance(doc, _MAPPING):
-            cells[columns.names.index("value")] = _compact(
-                doc, options, options.max_text_chars, 5, 3
-            )
-            return
-        get = doc.get
-        cells[0] = _id(get("document_id"))
-        cells[1] = _id(get("collection_id"))
-        score = get("score")
-        if type(score) is float:
-            cells[2] = round(score, options.score_digits) if math.isfinite(score) else None
-        elif isinstance(score, int) and not isinstance(score, bool):
-            number = _number(score)
-            cells[2] = None if number is None else round(float(number), options.score_digits)
-        for i, (_, parts) in enumerate(columns.fields, 3):
-            if i == columns.excerpt_at:
-                self.passage = _passage(doc, columns.terms, options.excerpt_chars)
-            elif i == columns.title_at:
-                cells[i] = _title(doc, options)
-            else:
+    def __init__(self, docs: Sequence[Any], options: ShapeOptions) -> None:
+        plan = _plan(options.projection, options.query)
+        self.plan = plan
+        self.names = plan.names
+        n = len(docs)
+        columns: list[list[Any]] = [[None] * n for _ in plan.names]
+        self.columns = columns
+        passages: list[excerpts.Passage | None] = [None] * n
+        self.passages = passages
+        ids, collections, scores = columns[0], columns[1], columns[2]
+        titles = columns[plan.title_at] if plan.title_at >= 0 else None
+        fields, terms, chars = plan.fields, plan.terms, options.excerpt_chars
+        excerpted, digits, cap = plan.excerpt_at >= 0, options.score_digits, options.max_text_chars
+        isfinite = math.isfinite
+        for k, doc in enumerate(docs):
+            if type(doc) is not dict and not isinstance(doc, _MAPPING):
+                columns[plan.value_at][k] = _compact(doc, options, cap, 5, 3)
+                continue
+            get = doc.get
+            # Fast paths for the common types; the helpers decide everything else.
+            v = get("document_id")
+            ids[k] = v if type(v) is str and len(v) <= _MAX_ID_CHARS else _id(v)
+            v = get("collection_id")
+            collections[k] = v if type(v) is str and len(v) <= _MAX_ID_CHARS else _id(v)
+            v = get("score")
+            scores[k] = round(v, digits) if type(v) is float and isfinite(v) else _score(v, digits)
+            if titles is not None:
+                titles[k] = _title(doc, options)
+            if excerpted:
+                passages[k] = excerpts.best_passage(_texts(doc), terms, chars)
+            for i, parts in fields:
                 value = _field(doc, parts)
                 if value is not _MISSING and value != "" and value != []:
-                    cells[i] = _compact(value, options, options.max_text_chars, 10, 3)
+                    columns[i][k] = _compact(value, options, cap, 10, 3)
 
-    def row(self, chars: int) -> list[Any]:
-        if self.passage is None:
-            return self.cells
-        row = self.cells.copy()
-        row[self.excerpt_at] = self.passage.excerpt(chars)
-        return row
+    def page(self, chars: int) -> layout.Page:
+        """The page with excerpts of about ``chars`` characters."""
+        columns = self.columns
+        at = self.plan.excerpt_at
+        if at >= 0:
+            columns = columns.copy()
+            columns[at] = [None if p is None else p.excerpt(chars) for p in self.passages]
+        return layout.hoist(self.names, columns)
 
 
-def _excerpt_levels(chars: int) -> list[int]:
+@functools.lru_cache(maxsize=64)
+def _excerpt_levels(chars: int) -> tuple[int, ...]:
     levels = [chars]
     for fraction in (2 / 3, 1 / 2):
         level = max(_MIN_EXCERPT_CHARS, int(chars * fraction))
         if level < levels[-1]:
             levels.append(level)
-    return levels
+    return tuple(levels)
 
 
 def _error_text(error: Any) -> str:
@@ -527,57 +557,62 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
         options.budget_tokens - len(images) * LOW_DETAIL_IMAGE_TOKENS, options.count_tokens
     )
 
-    head: list[tuple[str, str]] = []
+    # The envelope's fields as (key, strict-JSON-able value), before and after the documents.
+    head: list[tuple[str, Any]] = []
     status = raw.get("status")
     if isinstance(status, str) and status.lower() not in _CLEAN_STATUSES:
-        head.append(("status", to_json(truncate_text(status, 40))))
+        head.append(("status", truncate_text(status, 40)))
     if raw.get("error"):
-        error = truncate_text(_error_text(raw["error"]), options.max_text_chars)
-        head.append(("error", to_json(error)))
+        head.append(("error", truncate_text(_error_text(raw["error"]), options.max_text_chars)))
     if raw.get("degraded"):
-        head.append(("degraded", to_json(_compact(raw["degraded"], options, 200, 5, 3))))
+        head.append(("degraded", _compact(raw["degraded"], options, 200, 5, 3)))
     pagination = raw.get("pagination")
     total = _int(pagination.get("total")) if isinstance(pagination, _MAPPING) else None
     if total is not None:
-        head.append(("total", to_json(_number(total))))
+        head.append(("total", _number(total)))
     if options.offset > 0:
-        head.append(("offset", str(options.offset)))
-    tail: list[tuple[str, str]] = []
+        head.append(("offset", options.offset))
+    tail: list[tuple[str, Any]] = []
     warnings = raw.get("warnings")
     if isinstance(warnings, list) and warnings:
-        tail.append(("warnings", to_json(_compact(warnings, options, 200, 5, 2))))
+        tail.append(("warnings", _compact(warnings, options, 200, 5, 2)))
     if images:
-        tail.append(("images", to_json([doc_id for doc_id, _ in images])))
+        tail.append(("images", [doc_id for doc_id, _ in images]))
 
     docs = _documents_of(raw)
     # No document costs less than a few tokens, so never shape more than could fit.
-    considered = docs[: max(1, budget.limit // 4)]
-    columns = _Columns(options)
-    names = columns.names
-    shaped = [_Document(d, columns) for d in considered]
+    cells = _Cells(docs[: max(1, budget.limit // 4)], options)
+    key = "rows" if options.layout == "columns" else "documents"
 
     def render_page(level: int) -> tuple[str, Callable[[], tuple[list[str], Callable[[int], str]]]]:
         """The whole page's JSON, and how to render prefixes of it when it does not fit."""
-        page = layout.hoist(names, [d.row(level) for d in shaped])
+        page = cells.page(level)
         before = [*head]
         if page.shared:
-            before.append(("shared", to_json(page.shared)))
+            before.append(("shared", page.shared))
         if options.layout == "columns":
-            before.append(("columns", to_json(list(page.columns))))
-        key = "rows" if options.layout == "columns" else "documents"
-
-        def render_with(k: int, rows_json: str) -> str:
-            fields = [*before, (key, rows_json), *tail]
-            note = _more_note(raw, options, len(docs), k)
-            if note:
-                fields.append(("more", to_json(note)))
-            return layout.assemble(fields)
+            before.append(("columns", page.columns))
+        documents = page.documents(options.layout)
+        whole = dict([*before, (key, documents), *tail])
+        note = _more_note(raw, options, len(docs), len(documents))
+        if note:
+            whole["more"] = note
 
         def prefixes() -> tuple[list[str], Callable[[int], str]]:
-            pieces = page.row_texts(options.layout, to_json)
-            return pieces, lambda k: render_with(k, "[" + ",".join(pieces[:k]) + "]")
+            rendered = [(k, to_json(v)) for k, v in before]
+            after = [(k, to_json(v)) for k, v in tail]
+            pieces = [to_json(d) for d in documents]
 
-        return render_with(len(shaped), to_json(page.documents(options.layout))), prefixes
+            def render(k: int) -> str:
+                fields = [*rendered, (key, "[" + ",".join(pieces[:k]) + "]"), *after]
+                note = _more_note(raw, options, len(docs), k)
+                if note:
+                    fields.append(("more", to_json(note)))
+                return layout.assemble(fields)
+
+            return pieces, render
+
+        return to_json(whole), prefixes
 
     levels = _excerpt_levels(options.excerpt_chars)
     for i, level in enumerate(levels):
@@ -596,7 +631,7 @@ def shape_search(raw: Any, options: ShapeOptions) -> str:
     # The envelope alone is too big (huge warnings or error): keep the essentials.
     head = [(k, v) for k, v in head if k not in ("degraded", "error")]
     if raw.get("error"):
-        head.append(("error", to_json(truncate_text(_error_text(raw["error"]), 200))))
+        head.append(("error", truncate_text(_error_text(raw["error"]), 200)))
     tail = [(k, v) for k, v in tail if k == "images"]
     fitted = fit_prefix(*render_page(levels[-1])[1](), budget)
     return fitted[1] if fitted is not None else _last_resort(len(docs), budget)

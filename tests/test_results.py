@@ -467,3 +467,19 @@ def test_as_objects_reads_either_layout() -> None:
     objects = strict_loads(shape_search(EXAMPLE, opts(layout="objects")))
     assert as_objects(columns) == layout_as_objects(columns) == layout_as_objects(objects)
     assert layout_as_objects({"rows": "x"}) == [] == layout_as_objects({})
+
+
+def test_a_listing_that_never_fits_takes_a_bounded_number_of_counts() -> None:
+    # A custom counter has no byte bound to fall back on: when the estimate keeps missing,
+    # shortening the listing must still stop counting after a few tries.
+    body = {
+        "metadata": False,
+        "\x1f\x1f": 1.3407807929875838e154,
+        "text": [None] * 9,
+        "documents": [None],
+    }
+    count, seen = counting(estimate_tokens)
+    text = shape_value(body, ShapeOptions(budget_tokens=64, count_tokens=count))
+    strict_loads(text)
+    assert estimate_tokens(text) <= 64
+    assert 1 <= len(seen) <= 12
