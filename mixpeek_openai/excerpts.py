@@ -280,9 +280,12 @@ def _end_near(text: str, target: int, start: int) -> int:
     """A cut at or just after ``target`` on whitespace; before the word when it is long."""
     if target >= len(text) or text[target].isspace():
         return target
-    space = _SPACE.search(text, target, target + _SLACK)
-    if space is not None:
-        return space.start()
+    space = text.find(" ", target, target + _SLACK)
+    if space >= 0 and text[target:space].isprintable():
+        return space  # the first whitespace: printable text holds no other kind
+    found = _SPACE.search(text, target, target + _SLACK)
+    if found is not None:
+        return found.start()
     if target + _SLACK >= len(text):
         return len(text)
     # A long word straddles the cut: cut before it.

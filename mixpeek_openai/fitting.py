@@ -43,6 +43,13 @@ class Budget:
         self.byte_bound = custom is None
         self.scale = 1.0 if self.count is estimate_tokens else PICK_SCALE
         self.counts = 0
+        self._estimated: tuple[str, int] = ("", 0)
+
+    def _estimate(self, text: str) -> int:
+        # The same text is often guessed, then confirmed: estimate it once.
+        if self._estimated[0] is not text:
+            self._estimated = (text, estimate_tokens(text))
+        return self._estimated[1]
 
     def proven(self, text: str) -> bool:
         """Fits by the byte bound alone (no count)."""
@@ -50,7 +57,7 @@ class Budget:
 
     def guess(self, text: str) -> float:
         """The calibrated estimate of ``text``'s tokens."""
-        return estimate_tokens(text) * self.scale
+        return self._estimate(text) * self.scale
 
     def confirm(self, text: str) -> bool:
         """Fits, by the byte bound or one exact count (at most :data:`MAX_EXACT_COUNTS`
@@ -60,8 +67,8 @@ class Budget:
         if self.counts >= MAX_EXACT_COUNTS:
             return False
         self.counts += 1
-        exact = self.count(text)
-        guessed = estimate_tokens(text)
+        guessed = self._estimate(text)
+        exact = guessed if self.count is estimate_tokens else self.count(text)
         if guessed:
             self.scale = max(self.scale, exact / guessed * 1.02)
         return exact <= self.limit

@@ -351,18 +351,35 @@ def _plan(projection: tuple[str, ...] | None, query: str | None) -> _Plan:
     return _Plan(tuple(names), looked_up, title_at, excerpt_at, names.index("value"), terms)
 
 
-def _texts(doc: Mapping[str, Any]) -> list[str]:
-    """The document's text fields an excerpt may come from, in order of preference."""
+def _passage(doc: Mapping[str, Any], terms: tuple[str, ...], chars: int) -> excerpts.Passage | None:
+    """What the document's excerpt is cut from (see :func:`excerpts.best_passage`), its
+    text fields read in :data:`excerpts.TEXT_FIELDS` order, then its metadata's."""
     fields = excerpts.TEXT_FIELDS
-    texts = [v for k in fields if k in doc and isinstance(v := doc[k], str)]
     metadata = doc.get("metadata")
-    if isinstance(metadata, _MAPPING) and metadata:
-        texts += [
-            v
-            for k in fields
-            if k in metadata and k not in doc and isinstance(v := metadata[k], str)
-        ]
-    return texts
+    if not isinstance(metadata, _MAPPING):
+        metadata = None
+    if terms:
+        texts = [v for k in fields if k in doc and isinstance(v := doc[k], str)]
+        if metadata:
+            texts += [
+                v
+                for k in fields
+                if k in metadata and k not in doc and isinstance(v := metadata[k], str)
+            ]
+        return excerpts.best_passage(texts, terms, chars)
+    # No query: the first text long enough, read only as far as needed.
+    first = None
+    for source in (doc, metadata):
+        if not source:
+            continue
+        for k in fields:
+            if k in source and (source is doc or k not in doc):
+                v = source[k]
+                if isinstance(v, str) and v and not v.isspace():
+                    if len(v) >= chars:
+                        return excerpts.Passage(v, 0)
+                    first = first or v
+    return excerpts.Passage(first, 0) if first else None
 
 
 def _title(doc: Mapping[str, Any], options: ShapeOptions) -> Any:
@@ -431,7 +448,7 @@ class _Cells:
             if titles is not None:
                 titles[k] = _title(doc, options)
             if excerpted:
-                passages[k] = excerpts.best_passage(_texts(doc), terms, chars)
+                passages[k] = _passage(doc, terms, chars)
             for i, parts in fields:
                 value = _field(doc, parts)
                 if value is not _MISSING and value != "" and value != []:
