@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from mixpeek_openai.links import strip_signed
 
@@ -204,7 +204,7 @@ def _best_window(hits: list[tuple[int, str]], distinct: int, chars: int) -> int:
     return best_at
 
 
-def best_passage(texts: Sequence[str], terms: tuple[str, ...], chars: int) -> Passage | None:
+def best_passage(texts: Iterable[str], terms: tuple[str, ...], chars: int) -> Passage | None:
     """The text to excerpt among ``texts`` (given in order of preference) and its start.
 
     The text holding the most distinct query words wins; without any, the first at least

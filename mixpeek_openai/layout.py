@@ -54,12 +54,12 @@ def hoist(names: Sequence[str], columns: Sequence[list[Any]]) -> Page:
     document's value for ``names[i]``): columns no document has dropped; with two documents
     or more, a column whose value is the same in every document moved to ``shared``."""
     count = len(columns[0]) if columns else 0
+    if not count:
+        return Page({}, (), [])
     shared: dict[str, Any] = {}
     kept_names: list[str] = []
     kept: list[list[Any]] = []
     for name, values in zip(names, columns, strict=True):
-        if not count:
-            continue
         first = values[0]
         if first is None:
             if values.count(None) == count:
@@ -72,7 +72,7 @@ def hoist(names: Sequence[str], columns: Sequence[list[Any]]) -> Page:
                 continue
         kept_names.append(name)
         kept.append(values)
-    rows = list(zip(*kept, strict=True)) if kept else [()] * count
+    rows = list(zip(*kept, strict=True)) if kept else [()] * count  # every column shared
     return Page(shared, tuple(kept_names), rows)
 
 

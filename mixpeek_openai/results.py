@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -351,35 +351,18 @@ def _plan(projection: tuple[str, ...] | None, query: str | None) -> _Plan:
     return _Plan(tuple(names), looked_up, title_at, excerpt_at, names.index("value"), terms)
 
 
-def _passage(doc: Mapping[str, Any], terms: tuple[str, ...], chars: int) -> excerpts.Passage | None:
-    """What the document's excerpt is cut from (see :func:`excerpts.best_passage`), its
-    text fields read in :data:`excerpts.TEXT_FIELDS` order, then its metadata's."""
+def _texts(doc: Mapping[str, Any]) -> Iterator[str]:
+    """The document's text fields an excerpt may come from, in :data:`excerpts.TEXT_FIELDS`
+    order, then its metadata's; lazily, so a pick without a query reads only what it needs."""
     fields = excerpts.TEXT_FIELDS
+    for k in fields:
+        if k in doc and isinstance(v := doc[k], str):
+            yield v
     metadata = doc.get("metadata")
-    if not isinstance(metadata, _MAPPING):
-        metadata = None
-    if terms:
-        texts = [v for k in fields if k in doc and isinstance(v := doc[k], str)]
-        if metadata:
-            texts += [
-                v
-                for k in fields
-                if k in metadata and k not in doc and isinstance(v := metadata[k], str)
-            ]
-        return excerpts.best_passage(texts, terms, chars)
-    # No query: the first text long enough, read only as far as needed.
-    first = None
-    for source in (doc, metadata):
-        if not source:
-            continue
+    if isinstance(metadata, _MAPPING) and metadata:
         for k in fields:
-            if k in source and (source is doc or k not in doc):
-                v = source[k]
-                if isinstance(v, str) and v and not v.isspace():
-                    if len(v) >= chars:
-                        return excerpts.Passage(v, 0)
-                    first = first or v
-    return excerpts.Passage(first, 0) if first else None
+            if k in metadata and k not in doc and isinstance(v := metadata[k], str):
+                yield v
 
 
 def _title(doc: Mapping[str, Any], options: ShapeOptions) -> Any:
@@ -417,12 +400,11 @@ class _Cells:
     """The documents' cells, column by column, with each excerpt's passage kept so the
     excerpt can be cut at whatever length the budget allows."""
 
-    __slots__ = ("columns", "names", "passages", "plan")
+    __slots__ = ("columns", "passages", "plan")
 
     def __init__(self, docs: Sequence[Any], options: ShapeOptions) -> None:
         plan = _plan(options.projection, options.query)
         self.plan = plan
-        self.names = plan.names
         n = len(docs)
         columns: list[list[Any]] = [[None] * n for _ in plan.names]
         self.columns = columns
@@ -448,7 +430,7 @@ class _Cells:
             if titles is not None:
                 titles[k] = _title(doc, options)
             if excerpted:
-                passages[k] = _passage(doc, terms, chars)
+                passages[k] = excerpts.best_passage(_texts(doc), terms, chars)
             for i, parts in fields:
                 value = _field(doc, parts)
                 if value is not _MISSING and value != "" and value != []:
@@ -461,7 +443,7 @@ class _Cells:
         if at >= 0:
             columns = columns.copy()
             columns[at] = [None if p is None else p.excerpt(chars) for p in self.passages]
-        return layout.hoist(self.names, columns)
+        return layout.hoist(self.plan.names, columns)
 
 
 @functools.lru_cache(maxsize=64)
