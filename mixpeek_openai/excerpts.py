@@ -312,5 +312,8 @@ def cut(text: str, start: int, chars: int) -> str:
     else:
         piece = piece.strip(" ")  # the only whitespace printable text holds is " "
     if tail:
-        piece = close(piece.rstrip(",;:-–—"))
-    return strip_signed(lead + piece)
+        piece = piece.rstrip(",;:-–—")
+    if "://" not in piece:
+        # No URL (the common case): nothing to keep apart from the marker, nothing signed.
+        return lead + piece + tail
+    return strip_signed(lead + (close(piece) if tail else piece))
