@@ -197,6 +197,25 @@ def test_streaming_reports_function_call_arguments_as_they_are_written(
     assert last_delta < first_call
 
 
+@pytest.mark.parametrize("chain", [{}, {"chain": "replay", "store": False}])
+def test_streaming_with_a_reasoning_model(
+    respond: Any, stub: StubOpenAI, chain: dict[str, Any]
+) -> None:
+    # A reasoning model's output starts with a reasoning item, streamed as its own item.
+    stub.script(stub.tool_call(DEMO, {"query": "sso"}, call_id="call_1"), stub.text("Done."))
+    events: list[Event] = []
+
+    result = respond(model="o4-mini", input=QUESTION, stream=True, on_event=events.append, **chain)
+
+    assert result.content == "Done."
+    assert [c.call_id for c in result.calls] == ["call_1"] and result.calls[0].ok
+    assert [i.type for i in result.response.output] == ["reasoning", "message"]
+    if chain:
+        replayed = [i for i in bodies(stub)[1]["input"] if i.get("type") == "reasoning"]
+        assert len(replayed) == 1 and replayed[0]["encrypted_content"].startswith("enc_")
+    assert events[-1].type == "done"
+
+
 def test_usage_sums_cached_and_reasoning_tokens(respond: Any, stub: StubOpenAI) -> None:
     stub.report_usage_details(cached_tokens=50, reasoning_tokens=3)
     parallel_script(stub)

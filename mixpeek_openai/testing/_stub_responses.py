@@ -496,7 +496,7 @@ def _stream(response: dict[str, Any]) -> bytes:
                 content_index=0,
                 part={**part, "text": text},
             )
-        else:
+        elif item["type"] == "function_call":
             emit(
                 "response.output_item.added",
                 output_index=index,
@@ -518,6 +518,9 @@ def _stream(response: dict[str, Any]) -> bytes:
                 name=item["name"],
                 arguments=args,
             )
+        else:
+            # A reasoning item (no summary requested): announced, then done.
+            emit("response.output_item.added", output_index=index, item=item)
         emit("response.output_item.done", output_index=index, item=item)
     final = {
         "completed": "response.completed",
