@@ -23,8 +23,11 @@ FRAGMENT = 12
 """Shortest piece of the key that is treated as the key."""
 
 _ANCHOR = FRAGMENT // 2
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
-_BEARER_BYTES = re.compile(rb"(?i)(bearer\s+)[^\s\"',;]+")
+# Scrubbed texts are often JSON (a response body, a rendered output): the token stops at a
+# backslash (but for JSON's ``\/``), so the ``\"`` that may close it stays an escape and the
+# JSON stays valid, and an escaped newline or tab after "Bearer" separates like the real one.
+_BEARER = re.compile(r"(?i)(bearer(?:\s|\\[nrt])+)(?:[^\s\"',;\\]|\\/)+")
+_BEARER_BYTES = re.compile(rb"(?i)(bearer(?:\s|\\[nrt])+)(?:[^\s\"',;\\]|\\/)+")
 
 
 class Scrubber:

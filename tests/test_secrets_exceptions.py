@@ -29,6 +29,7 @@ from mixpeek_openai.errors import MixpeekOpenAIError, RetrieverNotFoundError
 from mixpeek_openai.layout import as_objects
 from mixpeek_openai.retries import RetryPolicy
 from mixpeek_openai.testing import StubOpenAI
+from mixpeek_openai.toolbox import Toolbox
 from mixpeek_openai.tools import MixpeekTools
 
 FRAGMENT = 12
@@ -310,3 +311,48 @@ def test_loops_never_send_a_piece_of_the_key_to_openai(
     assert leaks(repr(e) for e in seen) == []
     assert leaks([repr(result), *(c.output for c in result.calls)]) == []
     assert leaks(log_texts(caplog)) == []
+
+
+# -- Bearer tokens inside JSON ------------------------------------------------------------
+
+QUOTED_HEADERS = [
+    'Send the header "Authorization: Bearer abc123" with each call',
+    "Bearer abc\\def and Bearer a/b/c",
+    "Authorization: Bearer\ttok_tab\nBearer tok_newline",
+]
+
+
+@pytest.mark.parametrize("text", QUOTED_HEADERS)
+def test_a_quoted_bearer_token_is_redacted_and_the_output_stays_json(
+    server: HostileServer, text: str
+) -> None:
+    # Bodies and outputs are scrubbed as JSON text, where the token sits next to escapes.
+    server.execute = respond(execute_body([{"document_id": "doc_1", "score": 0.9, "title": text}]))
+    tools = MixpeekTools.from_retrievers(
+        server.client(), [fresh_id()], config=DispatchConfig(deadline_s=5)
+    )
+
+    def note(topic: str) -> dict[str, str]:
+        """A note about a topic."""
+        return {"note": text, "topic": topic}
+
+    box = Toolbox([tools, note])
+    calls = [*_search(tools, ["auth"]), _call("note", {"topic": "auth"}, "call_n")]
+
+    results = call_within(WATCHDOG_S, lambda: box.dispatch(calls)).value
+
+    assert [r.ok for r in results] == [True, True], [r.output for r in results]
+    title = as_objects(json.loads(results[0].output))[0]["title"]
+    noted = json.loads(results[1].output)["note"]
+    for shown in (title, noted):
+        assert "[redacted]" in shown
+        assert not any(tok in shown for tok in ("abc123", "abc\\def", "a/b/c", "tok_"))
+    assert title.split()[0] == text.split()[0]  # the document is shown, not dropped
+
+
+def _call(name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
