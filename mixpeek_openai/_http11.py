@@ -204,7 +204,7 @@ class ResponseParser:
             self._close_delimited = True
             self._keep_alive = False
             return
-        if not length.isdigit() or len(length) > 18:
+        if not _is_decimal(length) or len(length) > 18:
             raise ProtocolViolation("the response's Content-Length is not a number")
         self._length = int(length)
         if self._length > self._max_body:
@@ -290,7 +290,7 @@ def _status_line(line: str) -> tuple[str, int]:
     if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0"):
         raise ProtocolViolation("the response does not start with an HTTP/1.x status line")
     code = parts[1]
-    if len(code) != 3 or not code.isdigit():
+    if len(code) != 3 or not _is_decimal(code):
         raise ProtocolViolation("the response's status code is malformed")
     return parts[0], int(code)
 
@@ -307,3 +307,8 @@ def _is_token(name: str) -> bool:
 
 def _is_hex(text: bytes) -> bool:
     return all(c in _HEX for c in text)
+
+
+def _is_decimal(text: str) -> bool:
+    # Not str.isdigit: headers are decoded as latin-1, where "²" is a digit int() refuses.
+    return text.isascii() and text.isdigit()

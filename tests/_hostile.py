@@ -350,6 +350,16 @@ def drip_chunked(interval: float = 0.2) -> Behaviour:
     return behave
 
 
+def raw(data: bytes) -> Behaviour:
+    """Send exactly ``data`` as the whole answer, then close."""
+
+    def behave(ex: Exchange) -> None:
+        ex.send(data)
+        ex.hang_up()
+
+    return behave
+
+
 def short_body(body: Any = None, missing: int = 500) -> Behaviour:
     """Declare ``missing`` more bytes than the body has, send the body, then close."""
     data = encode(execute_body() if body is None else body)

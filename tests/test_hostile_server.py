@@ -32,6 +32,7 @@ from _hostile import (
     drip_chunked,
     drip_headers,
     execute_body,
+    raw,
     reset,
     respond,
     short_body,
@@ -310,6 +311,15 @@ def test_any_redirect_is_an_error_not_a_result(
         pytest.param(lambda: respond(b'{"documents": [{"document_id": "d'), id="truncated-json"),
         pytest.param(lambda: respond(b""), id="empty-body"),
         pytest.param(lambda: respond(b"<html>gateway</html>"), id="html"),
+        # Headers are read as latin-1, where "\xb2" ("²") passes str.isdigit but not int().
+        pytest.param(
+            lambda: raw(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n{}"),
+            id="content-length-superscript-digit",
+        ),
+        pytest.param(
+            lambda: raw(b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 2\r\n\r\n{}"),
+            id="status-superscript-digit",
+        ),
     ],
 )
 def test_a_broken_answer_is_an_error_never_an_internal_error(
