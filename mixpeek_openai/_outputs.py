@@ -21,13 +21,14 @@ import pydantic
 
 from mixpeek_openai._request import MixpeekRequest
 from mixpeek_openai.calls import CallError
-from mixpeek_openai.results import error_output, truncate_text
+from mixpeek_openai.results import error_output, truncate_text, utf8_safe
 from mixpeek_openai.retries import Failure
 
 __all__ = [
     "Notice",
     "call_error",
     "duplicate_call",
+    "exception_line",
     "function_failed",
     "internal",
     "invalid_arguments",
@@ -133,7 +134,7 @@ def internal() -> Notice:
 
 def function_failed(exc: BaseException, scrub: Callable[[str], str]) -> Notice:
     """A user function raised: the model hears the exception's type and first line."""
-    detail = scrub(_first_line(str(exc)))
+    detail = scrub(exception_line(exc))
     said = f": {truncate_text(detail, 300)}" if detail else ""
     return Notice(
         "tool_error",
@@ -315,5 +316,11 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+def exception_line(exc: BaseException) -> str:
+    """The first line of ``str(exc)``, safe to send: lone surrogates replaced, and "" when
+    the exception cannot even say what it is (its ``__str__`` raised)."""
+    try:
+        text = str(exc).strip()
+    except Exception:
+        return ""
+    return utf8_safe(text.splitlines()[0]) if text else ""

@@ -422,7 +422,7 @@ class Pipeline:
         except pydantic.ValidationError as exc:
             raise _Rejected(_outputs.format_validation(exc)) from None
         except ValueError as exc:
-            raise _Rejected(_first_line(str(exc))) from None
+            raise _Rejected(_outputs.exception_line(exc)) from None
         return step.request
 
     def _read(self, step: _Step, response: Response) -> Any:
@@ -468,8 +468,8 @@ class Pipeline:
                 images = (
                     tuple(results.search_images(raw, step.options)) if step.options.images else ()
                 )
-            elif isinstance(raw, str) and self._fits(raw):
-                output, images = raw, ()
+            elif isinstance(raw, str) and self._fits(text := results.utf8_safe(raw)):
+                output, images = text, ()
             else:
                 output, images = results.shape_value(raw, step.options), ()
         except RecursionError:
@@ -529,7 +529,7 @@ class Pipeline:
 
     def _function_error(self, exc: Exception) -> _Answer:
         notice = _outputs.function_failed(exc, self.scrub.text)
-        message = self.scrub.text(f"{type(exc).__name__}: {_first_line(str(exc))}")
+        message = self.scrub.text(f"{type(exc).__name__}: {_outputs.exception_line(exc)}")
         return _Answer(
             notice.render(self._fits), CallError(kind="execution_failed", message=message)
         )
@@ -582,7 +582,8 @@ class Pipeline:
                 trace,
                 _Answer(notice.render(self._fits), CallError("invalid_arguments", exc.message)),
             )
-        text = self.scrub.text(f"internal error: {type(exc).__name__}: {_first_line(str(exc))}")
+        said = _outputs.exception_line(exc)
+        text = self.scrub.text(f"internal error: {type(exc).__name__}: {said}")
         if job.answered:
             return self._finish(job, trace, _Answer(_outputs.internal().render(self._fits)))
         # Logged pre-formatted and scrubbed (not via exc_info), so no exception text can
@@ -768,7 +769,3 @@ def _run_coroutine(awaitable: Any, deadline: Deadline) -> Any:
     if "error" in box:
         raise box["error"]
     return box.get("value")
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""

@@ -58,6 +58,7 @@ __all__ = [
     "shape_value",
     "to_json",
     "truncate_text",
+    "utf8_safe",
 ]
 
 TRUNCATION_MARKER = excerpts.MARKER
@@ -115,10 +116,18 @@ def _jsonable(value: Any, depth: int = 64) -> Any:
         return {str(k): _jsonable(v, depth - 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v, depth - 1) for v in value]
-    return str(value)
+    return _object_text(value)
 
 
-def _utf8_safe(text: str) -> str:
+def _object_text(value: object) -> str:
+    """An object JSON has no form for, as text; its type's name when ``str`` fails."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def utf8_safe(text: str) -> str:
     """``text`` with lone surrogates (not encodable as UTF-8) replaced by U+FFFD."""
     try:
         text.encode("utf-8")
@@ -137,7 +146,7 @@ def to_json(value: Any) -> str:
         text = _STRICT.encode(value)
     except (ValueError, TypeError, RecursionError):
         text = _STRICT.encode(_jsonable(value))
-    return _utf8_safe(text)
+    return utf8_safe(text)
 
 
 def truncate_text(text: str, max_chars: int) -> str:
@@ -278,7 +287,7 @@ def _compact(value: Any, options: ShapeOptions, cap: int, list_cap: int, depth: 
         if len(value) > list_cap:
             items.append(f"…[{len(value) - list_cap} more]")
         return items
-    return _text(str(value), options, cap)
+    return _text(_object_text(value), options, cap)
 
 
 def _lookup(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:

@@ -333,3 +333,57 @@ def test_sources_run_at_the_same_time(
     assert search.ok and noted.ok and "HI" in noted.output
     # The function ran while the (300 ms) search was still waiting for its answer.
     assert ran_at[0] < search.started_at + search.duration_s - 0.1
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this object")
+
+    __repr__ = __str__
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this exception")
+
+
+def _surrogate_text(q: str) -> str:
+    """Text decoded elsewhere with errors="surrogateescape"."""
+    return b"caf\xe9 menu".decode("utf-8", "surrogateescape")
+
+
+def _unprintable_value(q: str) -> object:
+    """Returns an object that cannot be turned into text."""
+    return {"value": _Unprintable()}
+
+
+def _unprintable_error(q: str) -> str:
+    """Raises an exception that cannot be turned into text."""
+    raise _UnprintableError
+
+
+def _surrogate_error(q: str) -> str:
+    """Raises with a lone surrogate in the message."""
+    raise ValueError("bad \udce9 input")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_what_a_function_returns_or_raises_is_always_answered(mode: str) -> None:
+    functions = [_surrogate_text, _unprintable_value, _unprintable_error, _surrogate_error]
+    box = Toolbox([function_tool(f, name=f.__name__.strip("_")) for f in functions])
+    calls = [
+        {"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": '{"q": "x"}'}}
+        for i, n in enumerate(box.names)
+    ]
+
+    results = box.dispatch(calls) if mode == "sync" else asyncio.run(box.adispatch(calls))
+
+    assert [r.call_id for r in results] == ["c0", "c1", "c2", "c3"]
+    for r in results:
+        assert r.error is None or r.error.kind != "internal_error", (r.name, r.output)
+        r.output.encode("utf-8")  # sendable: no lone surrogate left
+    assert results[0].ok and results[0].output == "caf\ufffd menu"
+    assert results[1].ok and json.loads(results[1].output) == {"value": "<_Unprintable>"}
+    assert [r.error.kind if r.error else None for r in results[2:]] == ["execution_failed"] * 2
+    assert "_UnprintableError" in results[2].output
+    assert "bad \ufffd input" in results[3].output
