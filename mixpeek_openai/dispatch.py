@@ -118,6 +118,9 @@ class Dispatcher:
         ]
         try:
             done = _wait_interruptibly(futures, pipeline.config.deadline_s + _GRACE_S)
+            failed = next((f.exception() for f in futures if f in done and f.exception()), None)
+            if failed is not None:
+                raise _original(failed)  # a raising callback stops the batch at once
             return [
                 _collected(future) if future in done else pipeline.overdue(job)
                 for job, future in zip(jobs, futures, strict=True)
@@ -146,7 +149,11 @@ class Dispatcher:
 
         tasks = [asyncio.ensure_future(run(job)) for job in jobs]
         try:
-            done, pending = await asyncio.wait(tasks, timeout=pipeline.config.deadline_s + _GRACE_S)
+            done, pending = await asyncio.wait(
+                tasks,
+                timeout=pipeline.config.deadline_s + _GRACE_S,
+                return_when=asyncio.FIRST_EXCEPTION,  # a raising callback stops the batch at once
+            )
         except BaseException:
             await _cancel_tasks(tasks)
             raise
@@ -267,7 +274,7 @@ def _original(exc: BaseException) -> BaseException:
 def _wait_interruptibly(
     futures: Sequence[concurrent.futures.Future[Any]], timeout: float
 ) -> set[concurrent.futures.Future[Any]]:
-    """The futures done within ``timeout``, waited for in short slices.
+    """The futures done within ``timeout`` (or until one raised), waited for in short slices.
 
     A signal normally wakes the waiting thread at once, but one only flagged for Python
     (``_thread.interrupt_main()``, a signal landing while the wait restarts) is acted on
@@ -280,9 +287,13 @@ def _wait_interruptibly(
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        finished, pending_now = concurrent.futures.wait(pending, timeout=min(left, _SLICE_S))
+        finished, pending_now = concurrent.futures.wait(
+            pending, timeout=min(left, _SLICE_S), return_when=concurrent.futures.FIRST_EXCEPTION
+        )
         done |= finished
         pending = set(pending_now)
+        if any(f.exception() is not None for f in finished):
+            break
     return done
 
 
