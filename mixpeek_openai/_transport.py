@@ -20,8 +20,9 @@ shared by both paths below; only the socket calls differ:
 * :class:`SyncTransport`: blocking sockets. Before every connect, send and receive the
   socket's timeout is set to what is left of the call's deadline (capped by the client's
   read timeout), so the deadline holds whatever the server does. Kept-alive connections
-  are pooled (at most ``max_connections`` idle), a stale one is detected before reuse and
-  a request that got no byte back on a reused connection is sent once more on a new one.
+  are pooled (at most ``max_connections`` idle), and one the server closed while it was
+  idle is noticed before reuse. A request the server drops unanswered is not resent here:
+  it is a failed attempt for the retry layer, which counts it.
   :meth:`SyncTransport.abort` shuts down every socket in flight, which wakes any thread
   blocked on one: the dispatcher calls it when a batch is interrupted.
 * :class:`AsyncTransport`: asyncio streams, no threads. The whole exchange runs under a

@@ -26,6 +26,7 @@ import pytest
 from _hostile import (
     REDIRECT_TARGET,
     Behaviour,
+    Exchange,
     HostileServer,
     call_within,
     drip_body,
@@ -41,7 +42,7 @@ from _hostile import (
 
 from mixpeek_openai.dispatch import CallEvent, DispatchConfig, ToolCallResult
 from mixpeek_openai.layout import as_objects
-from mixpeek_openai.retries import RetryPolicy
+from mixpeek_openai.retries import ManualClock, RetryPolicy
 from mixpeek_openai.tools import MixpeekTools
 
 DEADLINE_S = 0.5
@@ -329,3 +330,47 @@ def test_a_broken_answer_is_an_error_never_an_internal_error(
     assert result.error is not None, f"a broken answer became a clean result: {result.output}"
     assert result.error.kind != "internal_error", result.error
     assert set(json.loads(result.output)) == {"error"}
+
+
+def _close_every_second_request() -> Behaviour:
+    """Answer a connection's first request; close it without a byte on the next one (the
+    race of a server's idle timeout with a request on a kept-alive connection)."""
+    answer = respond(execute_body())
+
+    def behave(ex: Exchange) -> None:
+        [connection] = [c for c in ex.server.connections if ex.request in c.requests]
+        if len(connection.requests) >= 2:
+            ex.hang_up()
+        else:
+            answer(ex)
+
+    return behave
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_kept_alive_connection_closed_unanswered_is_one_counted_retry(
+    server: HostileServer, mode: str
+) -> None:
+    # A connection closed while idle is noticed before reuse; one the server closes on the
+    # request (a reset) is a failed attempt like any other: retried by the one retry layer,
+    # and counted, so the attempts reported are the requests the server saw.
+    server.execute = _close_every_second_request()
+    clock = ManualClock()
+    policy = RetryPolicy(max_attempts=2, sleep=clock.sleep, clock=clock.now, jitter=0)
+    tools = build_tools(server, deadline_s=5, retry=policy)
+
+    async def twice() -> list[ToolCallResult]:
+        first = await tools.adispatch(search_calls(tools, 1))
+        return [*first, *await tools.adispatch(search_calls(tools, 1))]
+
+    def run() -> list[ToolCallResult]:
+        if mode == "async":
+            return asyncio.run(twice())
+        return [*tools.dispatch(search_calls(tools, 1)), *tools.dispatch(search_calls(tools, 1))]
+
+    first, second = call_within(WATCHDOG_S, run).value
+
+    assert first.ok and second.ok, second.output
+    assert (first.attempts, second.attempts) == (1, 2)
+    assert server.execute_count() == 3
+    assert len([c for c in server.connections if c.carried_execute]) == 2
