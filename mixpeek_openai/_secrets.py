@@ -15,6 +15,7 @@ text searched window by window.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 __all__ = ["FRAGMENT", "REDACTED", "Scrubber"]
 
@@ -79,6 +80,17 @@ class Scrubber:
                         value = value.replace(window, REDACTED.encode())
         if b"earer" in value:
             value = _BEARER_BYTES.sub(rb"\1" + REDACTED.encode(), value)
+        return value
+
+    def value(self, value: Any) -> Any:
+        """:meth:`text` applied to every string of decoded JSON (keys included): a body may
+        write the key with ``\\u`` escapes, which only decoding turns into the key."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
         return value
 
     def contains(self, value: str) -> bool:

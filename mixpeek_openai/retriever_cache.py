@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from mixpeek_openai import _outputs
 from mixpeek_openai._deadline import Deadline
-from mixpeek_openai._decode import decode_body
+from mixpeek_openai._decode import BadJSON, decode_body
 from mixpeek_openai._request import MixpeekRequest
 from mixpeek_openai._secrets import Scrubber
 from mixpeek_openai._transport import Endpoint, SyncTransport
@@ -73,7 +73,15 @@ class _Fetcher:
             body = self.scrub.data(response.body)
             if not 200 <= response.status < 300:
                 raise StatusFailure(response.__class__(response.status, response.headers, body))
-            return decode_body(body)
+            value = decode_body(body)
+            if b"\\" not in body:
+                return value
+            # Definitions become tool descriptions sent to OpenAI, and an escaped key is
+            # only a key once decoded: scrub the decoded strings too.
+            try:
+                return self.scrub.value(value)
+            except RecursionError:
+                raise BadJSON("it is nested too deeply") from None
 
         # A definition fetch waits as long as the client's own timeout allows, plus retries.
         deadline = Deadline(self.endpoint.read_timeout)

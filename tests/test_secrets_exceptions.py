@@ -21,7 +21,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
-from _hostile import API_KEY, Exchange, HostileServer, call_within, execute_body, respond
+from _hostile import (
+    API_KEY,
+    DEFINITION,
+    Exchange,
+    HostileServer,
+    call_within,
+    execute_body,
+    respond,
+)
 
 from mixpeek_openai import arun_chat, run_chat, run_responses
 from mixpeek_openai.dispatch import CallEvent, DispatchConfig, ToolCallResult
@@ -356,3 +364,18 @@ def _call(name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
         "type": "function",
         "function": {"name": name, "arguments": json.dumps(args)},
     }
+
+
+def test_a_definition_writing_the_key_escaped_never_reaches_the_tool_schemas(
+    server: HostileServer,
+) -> None:
+    # The key written as \u escapes is not the key's bytes; only decoding makes it the key.
+    escaped = "".join(f"\\u{ord(c):04x}" for c in API_KEY)
+    definition = {**DEFINITION, "description": "Echo: KEY"}
+    server.get_retriever = respond(json.dumps(definition).replace("KEY", escaped).encode())
+
+    tools = MixpeekTools.from_retrievers(server.client(), [fresh_id()])
+
+    schemas = [json.dumps(tools.chat_tools()), json.dumps(tools.responses_tools())]
+    assert leaks(schemas) == []
+    assert "Echo: [redacted]" in tools.chat_tools()[0]["function"]["description"]
