@@ -502,9 +502,10 @@ def _seconds(value: Any) -> float | None:
         seconds = float(value)
     except (TypeError, ValueError):
         return None
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
+    # NaN, infinities and negative delays are no advice: the backoff decides instead.
+    if seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds < 0:
         return None
-    return max(0.0, seconds)
+    return seconds
 
 
 def _retry_after_header(headers: Mapping[str, str]) -> float | None:

@@ -248,6 +248,17 @@ def test_an_http_date_retry_after_is_honoured(policy: RetryPolicy) -> None:
     assert garbage.retry_after_s is None and garbage.detail == "not json"
 
 
+@pytest.mark.parametrize("advice", ["-5", "nan", "inf", "-inf"])
+def test_a_retry_after_that_is_no_delay_leaves_the_wait_to_the_backoff(
+    policy: RetryPolicy, clock: ManualClock, advice: str
+) -> None:
+    failure = classify_exception(StatusFailure(Response(503, {"retry-after": advice}, b"")))
+    assert failure.retry_after_s is None
+    failing_503 = StatusFailure(Response(503, {"retry-after": advice}, b""))
+    outcome = policy.call(failing(failing_503), deadline=policy.new_deadline(20))
+    assert outcome.ok and clock.sleeps == [0.5]  # the first backoff, not "retry at once"
+
+
 def test_deadline_on_a_manual_clock(clock: ManualClock) -> None:
     deadline = Deadline(2, clock=clock.now)
     assert deadline.remaining() == pytest.approx(2, abs=0.5) and not deadline.expired()
