@@ -21,6 +21,7 @@ They work with the Runner over both ``OpenAIResponsesModel`` and
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +77,9 @@ def _invoker(tools: MixpeekTools, definition: ToolDefinition) -> Any:
         # it, so a malformed call becomes a fixable output instead of a failed run.
         call = {
             "type": "function_call",
-            "call_id": context.tool_call_id,
+            # The id only names the call in events and traces; one the runner did not get
+            # from the model must not stop the call from being answered.
+            "call_id": context.tool_call_id or f"agents_{uuid.uuid4().hex[:24]}",
             "name": name,
             "arguments": arguments,
         }

@@ -224,3 +224,17 @@ def test_describe_is_answered_without_a_request(
     assert described["retriever_id"] == "ret_product_demos"
     assert described["search_tool"] == SEARCH
     assert fake.requests_for("execute") == []
+
+
+def test_an_invocation_without_a_call_id_is_still_answered(
+    make_tools: Callable[..., MixpeekTools],
+) -> None:
+    from agents.tool_context import ToolContext
+
+    [tool] = [t for t in make_tools().as_agents_tools() if t.name == SEARCH]
+    arguments = json.dumps({"query": "sso"})
+    context = ToolContext(context=None, tool_name=SEARCH, tool_call_id="", tool_arguments=arguments)
+
+    output = asyncio.run(tool.on_invoke_tool(context, arguments))
+
+    assert json.loads(output)["rows"]
