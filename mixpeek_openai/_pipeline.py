@@ -278,10 +278,15 @@ class Pipeline:
                     outcome = yield _Send(step, request, self._on_retry(job, trace))
                     answer = self._concluded(job, step, outcome)
             return self._finish(job, trace, answer, step)
-        except (CallbackFailed, ConfigurationError):
+        except (CallbackFailed, ConfigurationError) as exc:
+            trace.abandon("callback_failed" if isinstance(exc, CallbackFailed) else "configuration")
             raise  # the caller's own mistake: not something to tell the model
         except Exception as exc:
             return self._internal(job, trace, exc)
+        except BaseException as exc:
+            # Cancelled, interrupted, or the generator closed: no result, but the span ends.
+            trace.abandon("interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled")
+            raise
 
     def run(self, job: Job) -> ToolCallResult:
         """Run ``job`` in this thread; never raises but for the caller's own callbacks."""

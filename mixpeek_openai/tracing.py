@@ -21,11 +21,16 @@ installed (the ``otel`` extra), each call becomes an ``execute_tool {name}`` spa
 ``http.response.status_code``   the last HTTP status of a failed call
 =============================== ==========================================================
 
-Each retry is a ``retry`` span event (attempt, error kind, status, wait). The arguments
+Each retry is a ``retry`` span event (attempt, error kind, status, wait). A failed call's
+span status says its error kind. A call that stops without a result (its task cancelled,
+Ctrl-C, a raising callback) still ends its span, with ``error.type`` ``cancelled``,
+``interrupted`` or ``callback_failed``. The arguments
 (``gen_ai.tool.call.arguments``) and the output the model sees (``gen_ai.tool.call.result``)
 are recorded only when content capture is switched on, with :func:`configure` or the
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` environment variable that other
-GenAI instrumentations use: they can hold user data. No attribute ever carries a header,
+GenAI instrumentations use: they can hold user data. So can error messages (they quote the
+arguments or the server's error text): they are the status description and the retry
+event's ``mixpeek.retry.reason`` only with content capture on. No attribute ever carries a header,
 the API key or the base URL; error messages arrive already scrubbed by the dispatcher.
 
 Without ``opentelemetry-api`` nothing is imported (one failed import attempt, remembered)
@@ -62,6 +67,10 @@ class CallTrace:
 
     def end(self, result: ToolCallResult) -> None:
         """The call finished (cleanly or not); ``result`` says how."""
+
+    def abandon(self, kind: str) -> None:
+        """The call stopped without a result (cancelled, interrupted, a raising callback):
+        the span ends with ``error.type`` = ``kind``. Nothing happens once it has ended."""
 
 
 _NOOP = CallTrace()
@@ -129,12 +138,13 @@ def start_call(*, call_id: str, name: str, retriever_id: str | None, kind: str) 
 class _SpanTrace(CallTrace):
     """A recording span; every method is guarded so tracing never breaks a tool call."""
 
-    __slots__ = ("_api", "_capture", "_span")
+    __slots__ = ("_api", "_capture", "_ended", "_span")
 
     def __init__(self, span: Any, api: Any, capture: bool) -> None:
         self._span = span
         self._api = api
         self._capture = capture
+        self._ended = False
 
     def retried(self, attempt: int, error: CallError, wait_s: float) -> None:
         try:
@@ -142,8 +152,9 @@ class _SpanTrace(CallTrace):
                 "mixpeek.attempt": attempt,
                 "error.type": error.kind,
                 "mixpeek.retry.wait_s": float(wait_s),
-                "mixpeek.retry.reason": error.message,
             }
+            if self._capture:  # the message may quote the model's arguments
+                attributes["mixpeek.retry.reason"] = error.message
             if error.status is not None:
                 attributes["http.response.status_code"] = error.status
             self._span.add_event("retry", attributes)
@@ -151,13 +162,30 @@ class _SpanTrace(CallTrace):
             _warn_once("could not record a retry on a tool span")
 
     def end(self, result: ToolCallResult) -> None:
+        if self._ended:
+            return
+        self._ended = True
         try:
             self._span.set_attributes(_result_attributes(result, capture=self._capture))
             error = result.error
             if error is not None:
-                self._span.set_status(self._api.Status(self._api.StatusCode.ERROR, error.message))
+                # The message may quote the model's arguments or the server's error text.
+                said = error.message if self._capture else error.kind
+                self._span.set_status(self._api.Status(self._api.StatusCode.ERROR, said))
         except Exception:
             _warn_once("could not record a tool call's result on its span")
+        finally:
+            self._span.end()
+
+    def abandon(self, kind: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._span.set_attribute("error.type", kind)
+            self._span.set_status(self._api.Status(self._api.StatusCode.ERROR, kind))
+        except Exception:
+            _warn_once("could not record a stopped tool call on its span")
         finally:
             self._span.end()
 
