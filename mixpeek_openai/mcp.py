@@ -75,6 +75,17 @@ _INTERNAL_ERROR = json.dumps(
     },
     separators=(",", ":"),
 )
+_UNWRITABLE_ARGUMENTS = json.dumps(
+    {
+        "error": {
+            "type": "invalid_arguments",
+            "message": "The arguments hold a value JSON cannot carry (a number too long, or "
+            "nesting too deep).",
+            "hint": "Send the arguments as a single, shallow JSON object of ordinary values.",
+        }
+    },
+    separators=(",", ":"),
+)
 
 
 def build_tools(
@@ -114,11 +125,17 @@ def build_server(tools: MixpeekTools, *, name: str = DEFAULT_NAME) -> Server[Any
     async def call_tool(
         ctx: ServerRequestContext[Any], params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
+        try:
+            arguments = json.dumps(params.arguments or {}, ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError):
+            # Decoded by the client's transport, yet not writable as JSON (an integer past
+            # Python's digit limit, nesting too deep): the caller's mistake to fix.
+            return _error_result(_UNWRITABLE_ARGUMENTS)
         call = {
             "type": "function_call",
             "call_id": f"mcp_{uuid.uuid4().hex[:24]}",
             "name": params.name,
-            "arguments": json.dumps(params.arguments or {}, ensure_ascii=False),
+            "arguments": arguments,
         }
         try:
             [result] = await tools.adispatch([call])
@@ -128,11 +145,7 @@ def build_server(tools: MixpeekTools, *, name: str = DEFAULT_NAME) -> Server[Any
             _log.exception(
                 "tool call %s (%s) failed inside the server", call["call_id"], call["name"]
             )
-            return mcp_types.CallToolResult(
-                content=[mcp_types.TextContent(text=_INTERNAL_ERROR)],
-                structured_content=json.loads(_INTERNAL_ERROR),
-                is_error=True,
-            )
+            return _error_result(_INTERNAL_ERROR)
         return _call_result(result)
 
     def input_schema(tool_name: str) -> Mapping[str, Any] | None:
@@ -220,6 +233,14 @@ def _labels(tools: MixpeekTools) -> dict[str, str]:
         if isinstance(rid, str):
             labels[rid] = name if isinstance(name, str) and name.strip() else rid
     return labels
+
+
+def _error_result(output: str) -> mcp_types.CallToolResult:
+    return mcp_types.CallToolResult(
+        content=[mcp_types.TextContent(text=output)],
+        structured_content=json.loads(output),
+        is_error=True,
+    )
 
 
 def _call_result(result: ToolCallResult) -> mcp_types.CallToolResult:

@@ -178,6 +178,8 @@ def test_failures_are_tool_errors_and_the_server_keeps_serving(
             await client.call_tool(SEARCH, {"query": 3}),
             await client.call_tool(SEARCH, {}),
             await client.call_tool("search_nothing", {"query": "x"}),
+            # Past Python's integer digit limit: decoded, yet not writable as JSON again.
+            await client.call_tool(SEARCH, {"query": "x", "limit": 10**5000}),
         ]
         fake.inject("execute", Fault.status(503), times=None)
         results.append(await client.call_tool(SEARCH, {"query": "sso"}))
@@ -185,9 +187,9 @@ def test_failures_are_tool_errors_and_the_server_keeps_serving(
         results.append(await client.call_tool(SEARCH, {"query": "sso"}))
         return results
 
-    wrong_type, missing, unknown, down, fine = in_process(tools, scenario)
+    wrong_type, missing, unknown, huge, down, fine = in_process(tools, scenario)
 
-    for result in (wrong_type, missing, unknown, down):
+    for result in (wrong_type, missing, unknown, huge, down):
         assert result.is_error is True
         assert result.structured_content == json.loads(text_of(result))
     assert wrong_type.structured_content["error"]["type"] == "invalid_arguments"
@@ -195,6 +197,7 @@ def test_failures_are_tool_errors_and_the_server_keeps_serving(
     assert missing.structured_content["error"]["type"] == "invalid_arguments"
     assert unknown.structured_content["error"]["type"] == "unknown_tool"
     assert SEARCH in unknown.structured_content["error"]["hint"]
+    assert huge.structured_content["error"]["type"] == "invalid_arguments"
     assert down.structured_content["error"]["type"] == "temporarily_unavailable"
     assert fine.is_error is False
 
