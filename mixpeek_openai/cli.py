@@ -104,12 +104,16 @@ class _GuardedOutput:
         self._stream = stream
 
     def write(self, text: str, /) -> int:
+        if self._stream is None:  # started with standard output closed (``>&-``)
+            raise _OutputClosed
         try:
             return int(self._stream.write(text))
         except BrokenPipeError as exc:
             raise _OutputClosed from exc
 
     def flush(self) -> None:
+        if self._stream is None:
+            raise _OutputClosed
         try:
             self._stream.flush()
         except BrokenPipeError as exc:
@@ -139,9 +143,12 @@ def _safe_url(url: str | None) -> str:
         return "the default URL"
     parts = urlsplit(url)
     host = parts.hostname or ""
-    with contextlib.suppress(ValueError):  # an invalid port: show the host alone
-        if parts.port:
-            host = f"{host}:{parts.port}"
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    # The port as written (an invalid one is what the message is about), never user:password.
+    _, colon, port = parts.netloc.rpartition("@")[2].rpartition(":")
+    if colon and port and "]" not in port:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
@@ -160,10 +167,12 @@ def _api_root(flag_value: str | None, *, flag: str, env: str, example: str) -> s
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        valid = False
-    else:
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    if not valid:
+        raise CliError(
+            f"{source} {_safe_url(url)!r} has an invalid port: give a number from 1 to 65535, "
+            f"e.g. {example}",
+            EXIT_USAGE,
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CliError(
             f"{source} {_safe_url(url)!r} is not an http(s) URL: give the API root, e.g. {example}",
             EXIT_USAGE,

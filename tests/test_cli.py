@@ -474,7 +474,6 @@ def test_a_base_url_with_another_path_is_named_in_the_not_found_hint(
         ("--base-url", None, "notaurl"),
         (None, "MIXPEEK_BASE_URL", "notaurl"),
         ("--base-url", None, "ftp://example.com/v1"),
-        ("--base-url", None, "http://127.0.0.1:port/v1"),
     ],
 )
 def test_a_base_url_that_is_not_a_url_is_a_usage_error(
@@ -497,6 +496,18 @@ def test_a_base_url_that_is_not_a_url_is_a_usage_error(
     line = one_error_line(err)  # and no urllib3 FutureWarning before it
     assert line.startswith(f"mixpeek-openai: error: {flag or env} ")
     assert "is not an http(s) URL: give the API root, e.g. https://api.mixpeek.com/v1" in line
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:port/v1", "http://127.0.0.1:99999/v1"])
+def test_a_base_url_with_an_invalid_port_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("MIXPEEK_API_KEY", SECRET)
+    code, out, err = run(capsys, "tools", "ret_catalog", "--namespace", "ns", "--base-url", value)
+
+    assert (code, out) == (2, "")
+    line = one_error_line(err)
+    assert f"--base-url {value!r} has an invalid port: give a number from 1 to 65535" in line
 
 
 def test_an_openai_base_url_without_a_path_gets_v1(
@@ -869,3 +880,16 @@ def test_status_is_silent_off_a_terminal() -> None:
     with pytest.raises(RuntimeError), status(tty, "loading"):
         raise RuntimeError("boom")
     assert tty.getvalue() == "loading…\r\x1b[K"  # erased even when the block fails
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["--version"], ["tools", "--offline"]])
+def test_with_standard_output_closed_it_exits_quietly(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Started with ">&-", Python's sys.stdout is None.
+    monkeypatch.setattr(sys, "stdout", None)
+
+    code = cli.main(argv)
+
+    assert code == cli.EXIT_BROKEN_PIPE
+    assert "Traceback" not in capsys.readouterr().err
