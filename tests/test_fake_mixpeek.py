@@ -678,6 +678,26 @@ def test_add_retriever_serves_a_custom_schema(fake_mixpeek: FakeMixpeek) -> None
     assert _api_error(lambda: client.retrievers.get(rid)).status == 404
 
 
+def test_add_retriever_takes_a_model_dump_and_refuses_what_is_not_json(
+    fake_mixpeek: FakeMixpeek,
+) -> None:
+    # model_dump() holds datetimes: served as the API writes them (ISO text).
+    dumped = mm.RetrieverModelOutput.model_validate(fake_mixpeek.retriever("ret_catalog"))
+    definition = {**dumped.model_dump(), "retriever_id": "ret_copy", "retriever_name": "copy"}
+    assert fake_mixpeek.add_retriever(definition) == "ret_copy"
+    client = fake_mixpeek.client()
+    served = client.retrievers.get("ret_copy")
+    assert isinstance(served["created_at"], str)
+    assert "ret_copy" in [r["retriever_id"] for r in client.retrievers.list()["results"]]
+    with pytest.raises(ValueError, match="must be JSON data"):
+        fake_mixpeek.add_retriever({"retriever_name": "odd", "metadata": {"x": object()}})
+    with pytest.raises(ContractViolation):
+        fake_mixpeek.add_retriever({"retriever_name": "listed", "input_schema": ["q"]})
+    with pytest.raises(ValueError, match="JSON value"):
+        Fault.response(200, {"documents": object()})
+    fake_mixpeek.remove_retriever("ret_copy")
+
+
 # --- faults ------------------------------------------------------------------------------
 
 

@@ -449,7 +449,8 @@ def validate_response(endpoint: str, payload: Any, *, status: int = 200) -> None
             raise ContractViolation(
                 f"{endpoint}: response does not fit {model.__name__}: {errors}", errors
             ) from exc
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
+            # The generated models' from_dict can fail on a wrong shape before validating.
             errors = [{"loc": prefix, "msg": _short(exc), "type": "value_error"}]
             raise ContractViolation(
                 f"{endpoint}: response does not fit {model.__name__}: {_short(exc)}", errors

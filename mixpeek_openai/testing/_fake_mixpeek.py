@@ -33,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pydantic_core
+
 from ._contract import ContractViolation, error_body, validate_response
 from ._fake_api import ENDPOINTS, FakeApi, Route, route
 from ._fake_mixpeek_data import load_sample_namespace
@@ -390,7 +392,12 @@ class FakeMixpeek:
         search every collection. Free-text and media inputs become query terms; enum
         strings filter the document field of the same name.
         """
-        retriever = copy.deepcopy(dict(definition))
+        try:
+            # What the real API would send: datetimes as ISO text, models as their fields
+            # (``RetrieverModelOutput(...).model_dump()`` holds datetimes).
+            retriever = json.loads(_encode(pydantic_core.to_jsonable_python(dict(definition))))
+        except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
+            raise ValueError(f"A retriever definition must be JSON data: {exc}") from None
         if "retriever_name" not in retriever:
             raise ValueError("A retriever definition needs a retriever_name")
         retriever.setdefault("retriever_id", f"ret_{retriever['retriever_name']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -145,6 +146,13 @@ class Fault:
     @classmethod
     def response(cls, status: int, body: Any, headers: Mapping[str, str] | None = None) -> Fault:
         """Answer with exactly ``body`` (JSON value, ``str`` or ``bytes``) and ``status``."""
+        if not isinstance(body, (str, bytes)):
+            try:
+                json.dumps(body)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"Fault.response needs a JSON value, str or bytes as its body: {exc}"
+                ) from None
         return cls(
             kind="response",
             http_status=status,
