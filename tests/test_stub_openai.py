@@ -349,6 +349,14 @@ def test_inject_error_by_path(stub_openai: StubOpenAI) -> None:
     assert [r.status for r in stub_openai.requests_to("/v1/responses")] == [503, 503, 200]
 
 
+@pytest.mark.parametrize("status", [200, 302, 99, 600])
+def test_an_error_needs_an_error_status(stub_openai: StubOpenAI, status: int) -> None:
+    with pytest.raises(ValueError, match="400-599"):
+        stub_openai.error(status)
+    with pytest.raises(ValueError, match="400-599"):
+        stub_openai.inject_error(status)
+
+
 # ---------------------------------------------------------------------------
 # Responses and Conversations
 # ---------------------------------------------------------------------------

@@ -221,6 +221,8 @@ def error(
     to leave it out. In an Assistants run the turn ends the run ``failed`` instead
     (``rate_limit_exceeded`` for 429, ``server_error`` otherwise), as the real API does.
     """
+    if not 400 <= status <= 599:
+        raise ValueError(f"error() needs an HTTP error status (400-599), not {status}")
     hdrs = dict(headers or {})
     if retry_after_ms is not None:
         hdrs.setdefault("retry-after-ms", str(retry_after_ms))
