@@ -9,6 +9,7 @@ from typing import Any
 import openai
 import pytest
 from openai import AssistantEventHandler, AsyncAssistantEventHandler
+from pydantic import BaseModel
 
 from mixpeek_openai.testing import RecordedOpenAIRequest, StubOpenAI, StubTurn
 
@@ -1004,3 +1005,34 @@ def test_unknown_path_is_404_in_openai_shape(stub_openai: StubOpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         stub_openai.client().embeddings.create(model="text-embedding-3-small", input="x")
     assert error_body(info.value)["type"] == "invalid_request_error"
+
+
+class _Trip(BaseModel):
+    city: str
+    days: int
+    tags: list[str]
+    note: str | None
+
+
+def test_the_rule_based_model_answers_structured_outputs(stub_openai: StubOpenAI) -> None:
+    # parse() validates the answer against the model: the stub's must fit the schema.
+    client = stub_openai.client()
+
+    chat = client.chat.completions.parse(
+        model="gpt-4o", messages=[{"role": "user", "content": "Paris"}], response_format=_Trip
+    )
+    responses = client.responses.parse(model="gpt-4o", input="Paris", text_format=_Trip)
+    json_mode = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Paris"}],
+        response_format={"type": "json_object"},
+    )
+
+    for parsed in (chat.choices[0].message.parsed, responses.output_parsed):
+        assert isinstance(parsed, _Trip) and "Paris" in parsed.city
+    assert json.loads(json_mode.choices[0].message.content or "") == {"answer": "You said: Paris"}
+    stub_openai.script(stub_openai.text('{"city": "Rome", "days": 2, "tags": [], "note": null}'))
+    scripted = client.chat.completions.parse(
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}], response_format=_Trip
+    )
+    assert scripted.choices[0].message.parsed == _Trip(city="Rome", days=2, tags=[], note=None)

@@ -197,12 +197,18 @@ class StubCore:
         with self.lock:
             self._script.clear()
 
-    def next_turn(self, items: list[ConvItem], tools: list[OfferedTool]) -> StubTurn:
-        """The next scripted turn, or the rule-based model's answer."""
+    def next_turn(
+        self,
+        items: list[ConvItem],
+        tools: list[OfferedTool],
+        output_schema: Mapping[str, Any] | None = None,
+    ) -> StubTurn:
+        """The next scripted turn, or the rule-based model's answer (a JSON object that
+        fits ``output_schema`` when structured outputs were asked for)."""
         with self.lock:
             if self._script:
                 return self._script.popleft()
-        return default_turn(items, tools)
+        return default_turn(items, tools, output_schema)
 
     # -- auth, faults and records ----------------------------------------
 

@@ -437,12 +437,28 @@ def select_tools(tools: list[OfferedTool], tool_choice: Any) -> list[OfferedTool
     return [t for t in tools if t.name == name] or tools
 
 
-def default_turn(items: Sequence[ConvItem], tools: Sequence[OfferedTool]) -> StubTurn:
+def default_turn(
+    items: Sequence[ConvItem],
+    tools: Sequence[OfferedTool],
+    output_schema: Mapping[str, Any] | None = None,
+) -> StubTurn:
     """What the rule-based model answers when nothing is scripted (deterministic).
 
     A user message last with tools offered: call the first tool with the user's words.
-    Tool results last: summarise them. Otherwise: a short text answer.
+    Tool results last: summarise them. Otherwise: a short text answer. With structured
+    outputs asked for (``output_schema``; ``{}`` for plain JSON mode) the text answer is a
+    JSON object: one that fits the schema, with the answer in its first string field.
     """
+    turn = _default_turn(items, tools)
+    if output_schema is None or turn.tool_calls:
+        return turn
+    answer = turn.text or ""
+    if not output_schema:
+        return text(json.dumps({"answer": answer}))
+    return text(json.dumps(build_arguments(output_schema, answer, strict=True)))
+
+
+def _default_turn(items: Sequence[ConvItem], tools: Sequence[OfferedTool]) -> StubTurn:
     last = items[-1] if items else None
     if last is not None and last.kind == "user" and tools:
         follow_up = _follow_up(items, tools)
