@@ -821,6 +821,17 @@ def _not_found(exc: RetrieverNotFoundError, args: argparse.Namespace) -> str:
     return message
 
 
+def _raised_in(exc: BaseException, package: str) -> bool:
+    """Whether ``exc`` was raised from inside ``package`` (its traceback passes through it)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module == package or module.startswith(package + "."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _explain(exc: BaseException, args: argparse.Namespace) -> tuple[str, int]:
     """One line saying what went wrong and what to do, and the exit code."""
     base_url = _env_or(getattr(args, "base_url", None), "MIXPEEK_BASE_URL")
@@ -848,6 +859,13 @@ def _explain(exc: BaseException, args: argparse.Namespace) -> tuple[str, int]:
             hint = "check --model" if exc.status_code in (400, 404) else "try again later"
             message = _detail_message(exc.body) if exc.body else exc.message
             return f"OpenAI API error {exc.status_code}: {message} ({hint})", EXIT_ERROR
+        if isinstance(exc, ValueError) and _raised_in(exc, "openai"):
+            # The openai client reading a success body that is not JSON.
+            return (
+                "the OpenAI API answered with something that is not JSON: check that "
+                "OPENAI_BASE_URL / --openai-base-url points at an OpenAI-compatible API",
+                EXIT_ERROR,
+            )
     if isinstance(exc, LoopError):
         return f"the conversation stopped: {exc}", EXIT_ERROR
     if isinstance(exc, MixpeekRequestError) and exc.status is None:

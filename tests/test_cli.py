@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 
@@ -210,6 +211,29 @@ def test_chat_streams_the_answer_to_stdout(
         assert real_env.requests_to("/v1/threads/*", "DELETE")
         created = real_env.requests_to("/v1/assistants", "POST")[0].body
         assert created["model"] == cli.DEFAULT_MODEL
+
+
+def test_an_openai_answer_that_is_not_json_says_what_to_check(
+    capsys: pytest.CaptureFixture[str], real_env: StubOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Something at OPENAI_BASE_URL that answers 200 with a body that is not JSON.
+    def not_json(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, content=b"{garbage", headers={"content-type": "application/json"}
+        )
+
+    client = openai.OpenAI(
+        api_key="k", base_url="http://openai.test/v1", max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(not_json)),
+    )  # fmt: skip
+    monkeypatch.setattr(cli, "_make_openai_client", lambda key, url: client)
+
+    code, out, err = run(capsys, "chat", "--retriever", "ret_catalog", "--api", "assistants", "hi")
+
+    assert (code, out) == (1, "")
+    line = one_error_line(err)
+    assert "the OpenAI API answered with something that is not JSON" in line
+    assert "OPENAI_BASE_URL" in line and "unexpected error" not in line
 
 
 def test_chat_quiet_and_model_flag(
