@@ -321,8 +321,10 @@ def _serve_stdio(server: Server[Any], tools: MixpeekTools) -> None:
         finally:
             done.set()
 
-    threading.Thread(target=serve_loop, name="mixpeek-mcp-stdio", daemon=True).start()
+    thread = threading.Thread(target=serve_loop, name="mixpeek-mcp-stdio", daemon=True)
     try:
+        # Started inside the try: a signal landing as start() returns still cancels the loop.
+        thread.start()
         done.wait()
     except KeyboardInterrupt:
         handles.cancel()  # the calls in flight stop; the blocked reader is left to exit
