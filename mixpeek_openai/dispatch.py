@@ -118,7 +118,9 @@ class Dispatcher:
         ]
         try:
             done = _wait_interruptibly(futures, pipeline.config.deadline_s + _GRACE_S)
-            failed = next((f.exception() for f in futures if f in done and f.exception()), None)
+            failed = next(
+                (e for f in futures if f in done and (e := f.exception()) is not None), None
+            )
             if failed is not None:
                 raise _original(failed)  # a raising callback stops the batch at once
             return [

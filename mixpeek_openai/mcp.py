@@ -50,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - the test environment has the ex
     ) from exc
 
 from mixpeek_openai.errors import ConfigurationError, MixpeekOpenAIError, UnknownActionError
+from mixpeek_openai.results import error_output
 from mixpeek_openai.tools import NAMESPACE_ACTIONS, RETRIEVER_ACTIONS, MixpeekTools
 
 if TYPE_CHECKING:
@@ -65,26 +66,15 @@ HTTP_PATH = "/mcp"
 
 _log = logging.getLogger("mixpeek_openai.mcp")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_INTERNAL_ERROR = json.dumps(
-    {
-        "error": {
-            "type": "internal_error",
-            "message": "The tool failed inside the server; the details are in its log.",
-            "hint": "Try again, or continue without this tool.",
-        }
-    },
-    separators=(",", ":"),
+_INTERNAL_ERROR = error_output(
+    "internal_error",
+    "The tool failed inside the server; the details are in its log.",
+    "Try again, or continue without this tool.",
 )
-_UNWRITABLE_ARGUMENTS = json.dumps(
-    {
-        "error": {
-            "type": "invalid_arguments",
-            "message": "The arguments hold a value JSON cannot carry (a number too long, or "
-            "nesting too deep).",
-            "hint": "Send the arguments as a single, shallow JSON object of ordinary values.",
-        }
-    },
-    separators=(",", ":"),
+_UNWRITABLE_ARGUMENTS = error_output(
+    "invalid_arguments",
+    "The arguments hold a value JSON cannot carry (a number too long, or nesting too deep).",
+    "Send the arguments as a single, shallow JSON object of ordinary values.",
 )
 
 

@@ -24,14 +24,16 @@ installed (the ``otel`` extra), each call becomes an ``execute_tool {name}`` spa
 Each retry is a ``retry`` span event (attempt, error kind, status, wait). A failed call's
 span status says its error kind. A call that stops without a result (its task cancelled,
 Ctrl-C, a raising callback) still ends its span, with ``error.type`` ``cancelled``,
-``interrupted`` or ``callback_failed``. The arguments
-(``gen_ai.tool.call.arguments``) and the output the model sees (``gen_ai.tool.call.result``)
-are recorded only when content capture is switched on, with :func:`configure` or the
-``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` environment variable that other
-GenAI instrumentations use: they can hold user data. So can error messages (they quote the
-arguments or the server's error text): they are the status description and the retry
-event's ``mixpeek.retry.reason`` only with content capture on. No attribute ever carries a header,
-the API key or the base URL; error messages arrive already scrubbed by the dispatcher.
+``interrupted`` or ``callback_failed``.
+
+The arguments (``gen_ai.tool.call.arguments``) and the output the model sees
+(``gen_ai.tool.call.result``) are recorded only when content capture is switched on, with
+:func:`configure` or the ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``
+environment variable that other GenAI instrumentations use: they can hold user data. So can
+error messages (they quote the arguments or the server's error text), so they are the status
+description and the retry event's ``mixpeek.retry.reason`` only with content capture on. No
+attribute ever carries a header, the API key or the base URL; error messages arrive already
+scrubbed by the dispatcher.
 
 Without ``opentelemetry-api`` nothing is imported (one failed import attempt, remembered)
 and nothing is recorded. With it but no SDK configured, OpenTelemetry's no-op tracer makes
@@ -44,7 +46,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -162,30 +164,25 @@ class _SpanTrace(CallTrace):
             _warn_once("could not record a retry on a tool span")
 
     def end(self, result: ToolCallResult) -> None:
-        if self._ended:
-            return
-        self._ended = True
-        try:
-            self._span.set_attributes(_result_attributes(result, capture=self._capture))
-            error = result.error
-            if error is not None:
-                # The message may quote the model's arguments or the server's error text.
-                said = error.message if self._capture else error.kind
-                self._span.set_status(self._api.Status(self._api.StatusCode.ERROR, said))
-        except Exception:
-            _warn_once("could not record a tool call's result on its span")
-        finally:
-            self._span.end()
+        error = result.error
+        # The message may quote the model's arguments or the server's error text.
+        said = None if error is None else error.message if self._capture else error.kind
+        self._close(lambda: _result_attributes(result, capture=self._capture), said)
 
     def abandon(self, kind: str) -> None:
+        self._close(lambda: {"error.type": kind}, kind)
+
+    def _close(self, attributes: Callable[[], dict[str, Any]], error: str | None) -> None:
+        """Record the last attributes (and an error status), then end the span, once."""
         if self._ended:
             return
         self._ended = True
         try:
-            self._span.set_attribute("error.type", kind)
-            self._span.set_status(self._api.Status(self._api.StatusCode.ERROR, kind))
+            self._span.set_attributes(attributes())
+            if error is not None:
+                self._span.set_status(self._api.Status(self._api.StatusCode.ERROR, error))
         except Exception:
-            _warn_once("could not record a stopped tool call on its span")
+            _warn_once("could not record how a tool call ended on its span")
         finally:
             self._span.end()
 

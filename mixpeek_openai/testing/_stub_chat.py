@@ -15,6 +15,7 @@ from ._stub_model import (
     StubTurn,
     check_tools,
     content_text,
+    requested_schema,
     select_tools,
 )
 
@@ -233,7 +234,8 @@ def chat_completions(core: StubCore, req: Incoming) -> Reply:
         )
     tools = chat_tools(body.get("tools"), hosted=False)
     items = chat_items(messages)
-    turn = core.next_turn(items, select_tools(tools, body.get("tool_choice")), _output_schema(body))
+    wanted = requested_schema(body.get("response_format"))
+    turn = core.next_turn(items, select_tools(tools, body.get("tool_choice")), wanted)
     raise_for_turn(turn, "chat")
     calls = [(c.call_id or core.new_id("call"), c) for c in turn.tool_calls]
     prompt, completion = usage_numbers(
@@ -336,17 +338,3 @@ def _stream(
         out.append(sse({**base, "choices": [], "usage": _usage_obj(*usage)}))
     out.append(sse("[DONE]"))
     return b"".join(out)
-
-
-def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """``response_format``'s JSON schema; ``{}`` for JSON mode; ``None`` for text."""
-    wanted = body.get("response_format")
-    if not isinstance(wanted, Mapping):
-        return None
-    if wanted.get("type") == "json_object":
-        return {}
-    spec = wanted.get("json_schema")
-    if wanted.get("type") == "json_schema" and isinstance(spec, Mapping):
-        schema = spec.get("schema")
-        return schema if isinstance(schema, Mapping) else {}
-    return None

@@ -437,6 +437,21 @@ def select_tools(tools: list[OfferedTool], tool_choice: Any) -> list[OfferedTool
     return [t for t in tools if t.name == name] or tools
 
 
+def requested_schema(output_format: Any) -> Mapping[str, Any] | None:
+    """The JSON schema a structured-output request asks for: ``{}`` in JSON mode, ``None``
+    for text. Takes Chat's ``response_format`` (schema under ``json_schema``) or
+    Responses' ``text.format`` (schema at the top)."""
+    if not isinstance(output_format, Mapping):
+        return None
+    if output_format.get("type") == "json_object":
+        return {}
+    if output_format.get("type") != "json_schema":
+        return None
+    spec = output_format.get("json_schema")
+    schema = (spec if isinstance(spec, Mapping) else output_format).get("schema")
+    return schema if isinstance(schema, Mapping) else {}
+
+
 def default_turn(
     items: Sequence[ConvItem],
     tools: Sequence[OfferedTool],

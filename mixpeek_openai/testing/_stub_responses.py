@@ -32,6 +32,7 @@ from ._stub_model import (
     StubTurn,
     check_tools,
     content_text,
+    requested_schema,
     select_tools,
 )
 
@@ -300,7 +301,11 @@ def create_response(core: StubCore, req: Incoming) -> Reply:
     conv = _to_conv(context)
     if body.get("instructions"):
         conv.insert(0, ConvItem("system", str(body["instructions"])))
-    turn = core.next_turn(conv, select_tools(tools, body.get("tool_choice")), _output_schema(body))
+    text_options = body.get("text")
+    wanted = requested_schema(
+        text_options.get("format") if isinstance(text_options, Mapping) else None
+    )
+    turn = core.next_turn(conv, select_tools(tools, body.get("tool_choice")), wanted)
     raise_for_turn(turn, "responses-background" if background else "responses")
     response = _build_response(core, body, turn, context, prev_id, conv_id)
     if store:
@@ -649,17 +654,3 @@ def add_conversation_items(core: StubCore, req: Incoming) -> Reply:
     with core.lock:
         core.conversation_items[conv_id].extend(items)
     return Reply(_item_list(items))
-
-
-def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """``text.format``'s JSON schema; ``{}`` for JSON mode; ``None`` for text."""
-    text = body.get("text")
-    wanted = text.get("format") if isinstance(text, Mapping) else None
-    if not isinstance(wanted, Mapping):
-        return None
-    if wanted.get("type") == "json_object":
-        return {}
-    if wanted.get("type") == "json_schema":
-        schema = wanted.get("schema")
-        return schema if isinstance(schema, Mapping) else {}
-    return None
